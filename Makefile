@@ -1,0 +1,63 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+
+.PHONY: help deps demo test unit integration e2e lint typecheck bench reliability infra-check stack-up stack-down clean
+
+help:
+	@echo "make demo        run a migration wave on the local stack"
+	@echo "make test        lint, type-check and run every test tier"
+	@echo "make unit | integration | e2e | lint | typecheck | bench | reliability | infra-check"
+
+deps: $(STAMP_PY) $(STAMP_NODE)
+
+$(STAMP_PY): pyproject.toml requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(STAMP_NODE): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: deps
+	$(VENV)/bin/mypy
+
+unit: deps
+	$(PY) -m pytest tests/unit -q
+
+integration: deps
+	$(PY) -m pytest tests -q -m "integration and not e2e"
+
+e2e: deps
+	$(PY) -m pytest tests -q -m e2e
+
+test: deps lint typecheck
+	$(PY) -m pytest -q
+
+demo: deps
+	$(VENV)/bin/aws2azure demo $(DEMO_ARGS)
+
+bench: deps
+	$(PY) -m bench.run
+
+reliability: deps
+	$(PY) -m reliability.run
+
+stack-up: deps
+	$(VENV)/bin/aws2azure stack up
+
+stack-down: deps
+	$(VENV)/bin/aws2azure stack down
+
+clean:
+	-$(VENV)/bin/aws2azure stack down
+	rm -rf .state .pytest_cache .mypy_cache .ruff_cache

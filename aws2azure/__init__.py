@@ -1,0 +1,1 @@
+"""The aws2azure operator command line."""

@@ -1,0 +1,3 @@
+from aws2azure.cli import main
+
+main()

@@ -1,0 +1,170 @@
+"""The event contract between AWS and Azure: CloudEvents 1.0 in JSON structured mode.
+
+Versioned by type name (``...MigrationRequested.v1``): a breaking change of ``data`` is a new
+type, and both sides accept the versions they know.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from migration.errors import InvalidInput
+from migration.identity import InstanceRef
+from migration.tags import AZURE_VM_SIZE_PATTERN, SUBNET_NAME_PATTERN, WAVE_PATTERN
+
+EVENT_TYPE_PREFIX = "io.aws2azure.migration."
+MIGRATION_REQUESTED = EVENT_TYPE_PREFIX + "MigrationRequested.v1"
+FAILOVER_REQUESTED = EVENT_TYPE_PREFIX + "FailoverRequested.v1"
+CANCEL_REQUESTED = EVENT_TYPE_PREFIX + "CancelRequested.v1"
+EVENT_TYPES = (MIGRATION_REQUESTED, FAILOVER_REQUESTED, CANCEL_REQUESTED)
+
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MigrationRequestedData(_Data):
+    instance: InstanceRef
+    private_ip: IPvAnyAddress
+    os_family: Literal["windows", "linux"]
+    wave: Annotated[str, Field(pattern=WAVE_PATTERN.pattern)] | None = None
+    cutover_at: AwareDatetime | None = None
+    target_size: Annotated[str, Field(pattern=AZURE_VM_SIZE_PATTERN.pattern)] | None = None
+    target_subnet: Annotated[str, Field(pattern=SUBNET_NAME_PATTERN.pattern)] | None = None
+    test_failover: bool = False
+    disks_gib: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list)
+    # One tagging of the instance; a later re-tag is a new request, the same one delivered again is not.
+    request_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class FailoverRequestedData(_Data):
+    instance: InstanceRef
+    requested_by: Literal["schedule", "operator", "wave"]
+    source_stopped: bool
+    reason: Annotated[str, Field(max_length=512)] = ""
+
+
+class CancelRequestedData(_Data):
+    instance: InstanceRef
+    requested_by: Literal["tag-removed", "operator"]
+    reason: Annotated[str, Field(max_length=512)] = ""
+
+
+class _CloudEvent(BaseModel):
+    # CloudEvents allows extension attributes on the envelope; they are kept, not rejected.
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"]
+    id: Annotated[str, Field(min_length=1, max_length=256)]
+    source: Annotated[str, Field(min_length=1, max_length=512)]
+    time: AwareDatetime
+    subject: Annotated[str, Field(min_length=1)]
+    datacontenttype: Literal["application/json"] = "application/json"
+
+    @model_validator(mode="after")
+    def _subject_is_the_instance(self) -> _CloudEvent:
+        data = getattr(self, "data", None)
+        instance = getattr(data, "instance", None)
+        if instance is not None and self.subject != instance.instance_id:
+            raise ValueError(
+                f"subject {self.subject!r} does not match data.instance.instance_id {instance.instance_id!r}"
+            )
+        for name in self.model_extra or {}:
+            if not _EXTENSION_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid CloudEvents extension attribute name")
+        return self
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @property
+    def instance(self) -> InstanceRef:
+        return self.data.instance  # type: ignore[attr-defined,no-any-return]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+class MigrationRequested(_CloudEvent):
+    type: Literal["io.aws2azure.migration.MigrationRequested.v1"] = MIGRATION_REQUESTED
+    data: MigrationRequestedData
+
+
+class FailoverRequested(_CloudEvent):
+    type: Literal["io.aws2azure.migration.FailoverRequested.v1"] = FAILOVER_REQUESTED
+    data: FailoverRequestedData
+
+
+class CancelRequested(_CloudEvent):
+    type: Literal["io.aws2azure.migration.CancelRequested.v1"] = CANCEL_REQUESTED
+    data: CancelRequestedData
+
+
+MigrationEvent = Annotated[
+    MigrationRequested | FailoverRequested | CancelRequested, Field(discriminator="type")
+]
+_EVENT_ADAPTER: TypeAdapter[MigrationRequested | FailoverRequested | CancelRequested] = TypeAdapter(
+    MigrationEvent
+)
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "event"
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    return problems
+
+
+def parse_event(raw: str | bytes | dict[str, Any]) -> MigrationRequested | FailoverRequested | CancelRequested:
+    """Parse and validate one event, or raise InvalidInput naming every problem found."""
+    if isinstance(raw, str | bytes):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"event is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"event must be a JSON object, not {type(raw).__name__}")
+    event_type = raw.get("type")
+    if event_type is None:
+        raise InvalidInput("event has no 'type'", problems=["type: field required"])
+    if event_type not in EVENT_TYPES:
+        raise InvalidInput(
+            f"unknown event type {event_type!r}; this version accepts {', '.join(EVENT_TYPES)}",
+            problems=[f"type: unknown event type {event_type!r}"],
+        )
+    try:
+        return _EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        problems = _describe(exc)
+        raise InvalidInput(f"invalid {event_type.rsplit('.', 2)[-2]} event: " + "; ".join(problems),
+                           problems=problems) from exc
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def event_source(instance: InstanceRef, component: str) -> str:
+    return f"aws2azure/{component}/{instance.account_id}/{instance.region}"

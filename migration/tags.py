@@ -1,0 +1,124 @@
+"""The EC2 tag vocabulary, parsed in one place.
+
+Users request a migration with tags; aws2azure writes the status back as tags with the same prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from migration.errors import InvalidInput
+
+PREFIX = "aws2azure:"
+MIGRATE = PREFIX + "migrate"
+WAVE = PREFIX + "wave"
+CUTOVER_AT = PREFIX + "cutover-at"
+TARGET_SIZE = PREFIX + "target-size"
+TARGET_SUBNET = PREFIX + "target-subnet"
+TEST_FAILOVER = PREFIX + "test-failover"
+REQUEST_TAGS = (MIGRATE, WAVE, CUTOVER_AT, TARGET_SIZE, TARGET_SUBNET, TEST_FAILOVER)
+
+# Written back by aws2azure; users should not set these.
+STATUS = PREFIX + "status"
+PROGRESS = PREFIX + "progress"
+REASON = PREFIX + "reason"
+UPDATED_AT = PREFIX + "updated-at"
+STATUS_TAGS = (STATUS, PROGRESS, REASON, UPDATED_AT)
+
+WAVE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+AZURE_VM_SIZE_PATTERN = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_-]{1,60}$")
+SUBNET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+EC2_TAG_VALUE_MAX = 256
+
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0", ""})
+
+
+def parse_bool(key: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{key}={value!r} is not a boolean (use true or false)")
+
+
+def parse_utc_time(key: str, value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{key}={value!r} is not an ISO-8601 time (e.g. 2026-12-01T22:00:00Z)") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{key}={value!r} has no time zone; give it in UTC, e.g. 2026-12-01T22:00:00Z")
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationTags:
+    """What an instance's tags ask for."""
+
+    migrate: bool
+    wave: str | None = None
+    cutover_at: datetime | None = None
+    target_size: str | None = None
+    target_subnet: str | None = None
+    test_failover: bool = False
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> MigrationTags:
+        """Parse the request tags; every bad value is reported at once in one InvalidInput."""
+        problems: list[str] = []
+
+        def checked(key: str, pattern: re.Pattern[str], what: str) -> str | None:
+            value = tags.get(key)
+            if value is None or value.strip() == "":
+                return None
+            if not pattern.fullmatch(value.strip()):
+                problems.append(f"{key}={value!r} is not a valid {what}")
+                return None
+            return value.strip()
+
+        migrate = False
+        try:
+            migrate = parse_bool(MIGRATE, tags.get(MIGRATE, "false"))
+        except ValueError as exc:
+            problems.append(str(exc))
+        test_failover = False
+        try:
+            test_failover = parse_bool(TEST_FAILOVER, tags.get(TEST_FAILOVER, "false"))
+        except ValueError as exc:
+            problems.append(str(exc))
+        cutover_at = None
+        if tags.get(CUTOVER_AT, "").strip():
+            try:
+                cutover_at = parse_utc_time(CUTOVER_AT, tags[CUTOVER_AT])
+            except ValueError as exc:
+                problems.append(str(exc))
+        parsed = cls(
+            migrate=migrate,
+            wave=checked(WAVE, WAVE_PATTERN, "wave name (letters, digits, '.', '_', '-'; up to 64)"),
+            cutover_at=cutover_at,
+            target_size=checked(TARGET_SIZE, AZURE_VM_SIZE_PATTERN, "Azure VM size (e.g. Standard_D4s_v5)"),
+            target_subnet=checked(TARGET_SUBNET, SUBNET_NAME_PATTERN, "subnet name"),
+            test_failover=test_failover,
+        )
+        if problems:
+            raise InvalidInput("; ".join(problems), problems=problems)
+        return parsed
+
+
+def status_tags(
+    phase: str, *, updated_at: datetime, reason: str = "", progress: int | None = None
+) -> dict[str, str]:
+    """The tags that report a migration's status on its EC2 instance."""
+    tags = {
+        STATUS: phase,
+        REASON: reason[:EC2_TAG_VALUE_MAX],
+        UPDATED_AT: updated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if progress is not None:
+        tags[PROGRESS] = str(max(0, min(100, progress)))
+    return tags
