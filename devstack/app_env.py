@@ -1,0 +1,34 @@
+"""The app settings the local host gives the Function App, derived from the running stack.
+
+In Azure the same names come from the Function App's configuration (infra/azure).
+"""
+
+from __future__ import annotations
+
+from devstack.settings import StackSettings
+
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+
+
+def function_app_environment(stack: StackSettings) -> dict[str, str]:
+    env: dict[str, str] = {"AWS2AZURE_CLOCK_FILE": stack.clock_file}
+    if stack.azurite is not None:
+        conn = stack.azurite.connection_string
+        env |= {"AzureWebJobsStorage": conn, "STATE_STORAGE": conn, "MIGRATION_QUEUE": conn}
+    if stack.asr is not None:
+        env |= {
+            "ASR_BASE_URL": stack.asr.base_url,
+            "ASR_CA_BUNDLE": stack.asr.ca_cert,
+            "ASR_SUBSCRIPTION_ID": stack.asr.subscription_id,
+            "ASR_RESOURCE_GROUP": stack.asr.resource_group,
+            "ASR_VAULT_NAME": stack.asr.vault_name,
+            "TARGET_RESOURCE_GROUP_ID": (
+                f"/subscriptions/{stack.asr.subscription_id}/resourceGroups/aws2azure-target"
+            ),
+            "TARGET_NETWORK_ID": (
+                f"/subscriptions/{stack.asr.subscription_id}/resourceGroups/aws2azure-target"
+                "/providers/Microsoft.Network/virtualNetworks/migrated-vnet"
+            ),
+            "TARGET_DEFAULT_SUBNET": "workloads",
+        }
+    return env

@@ -1,0 +1,1 @@
+"""Adapters: one Azure SDK each, raising only migration.errors types."""

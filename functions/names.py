@@ -1,0 +1,16 @@
+"""Names shared by starters, orchestrators and the HTTP API: orchestrations, activities, events."""
+
+from __future__ import annotations
+
+MIGRATE_INSTANCE = "migrate_instance"
+MIGRATE_WAVE = "migrate_wave"
+
+# External events raised on a migrate_instance orchestration.
+EVENT_FAILOVER_REQUESTED = "FailoverRequested"
+EVENT_CANCEL_REQUESTED = "CancelRequested"
+EVENT_APPROVED = "Approved"
+EVENT_RETRY = "RetryRequested"
+
+
+def wave_orchestration_id(wave: str) -> str:
+    return f"wave-{wave}"

@@ -1,0 +1,69 @@
+"""The Function App's settings: one frozen object, read once per worker at the edge.
+
+The names are the app settings the Bicep template creates (tests/infra checks they agree).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MIGRATIONS_TABLE = "migrations"
+EVENTS_TABLE = "migrationevents"
+INTAKE_QUEUE = "migration-requests"
+INTAKE_QUEUE_CONNECTION = "MIGRATION_QUEUE"  # the queue trigger's `connection` app setting prefix
+STATE_STORAGE_CONNECTION = "STATE_STORAGE"  # connection string, or STATE_STORAGE__tableServiceUri
+TASK_HUB_NAME = "aws2azure"
+
+
+class FunctionSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    state_storage_connection_string: str | None = Field(default=None, alias="STATE_STORAGE")
+    state_table_service_uri: str | None = Field(default=None, alias="STATE_STORAGE__tableServiceUri")
+    asr_subscription_id: str = Field(alias="ASR_SUBSCRIPTION_ID")
+    asr_resource_group: str = Field(alias="ASR_RESOURCE_GROUP")
+    asr_vault_name: str = Field(alias="ASR_VAULT_NAME")
+    # Only set locally: the ASR simulator's URL and its test CA. In Azure the SDK's defaults apply.
+    asr_base_url: str | None = Field(default=None, alias="ASR_BASE_URL")
+    asr_ca_bundle: str | None = Field(default=None, alias="ASR_CA_BUNDLE")
+    asr_policy_name: str = Field(default="aws2azure-24h", alias="ASR_POLICY_NAME")
+    target_resource_group_id: str = Field(alias="TARGET_RESOURCE_GROUP_ID")
+    target_network_id: str = Field(alias="TARGET_NETWORK_ID")
+    target_default_subnet: str = Field(alias="TARGET_DEFAULT_SUBNET")
+    target_default_vm_size: str | None = Field(default=None, alias="TARGET_DEFAULT_VM_SIZE")
+    target_tags: dict[str, str] = Field(default_factory=dict, alias="TARGET_TAGS")
+    asr_writes_per_second: float = Field(default=8.0, gt=0, alias="ASR_WRITES_PER_SECOND")
+    poll_floor_seconds: int = Field(default=300, ge=1, alias="POLL_FLOOR_SECONDS")
+    poll_ceiling_seconds: int = Field(default=6 * 3600, ge=1, alias="POLL_CEILING_SECONDS")
+    stuck_after_seconds: int = Field(default=6 * 3600, ge=60, alias="STUCK_AFTER_SECONDS")
+    # Local only: the virtual clock file shared with the ASR simulator.
+    clock_file: str | None = Field(default=None, alias="AWS2AZURE_CLOCK_FILE")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> FunctionSettings:
+        env = dict(os.environ if environ is None else environ)
+        if "TARGET_TAGS" in env:
+            try:
+                env["TARGET_TAGS"] = json.loads(env["TARGET_TAGS"] or "{}")  # type: ignore[assignment]
+            except ValueError as exc:
+                raise RuntimeError(f"app setting TARGET_TAGS is not a JSON object: {exc}") from exc
+        try:
+            settings = cls.model_validate(env)
+        except ValidationError as exc:
+            missing = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing"]
+            other = [f"{e['loc'][0]}: {e['msg']}" for e in exc.errors() if e["type"] != "missing"]
+            parts = []
+            if missing:
+                parts.append("missing app settings: " + ", ".join(missing))
+            if other:
+                parts.append("invalid app settings: " + "; ".join(other))
+            raise RuntimeError("; ".join(parts)) from None
+        if not (settings.state_storage_connection_string or settings.state_table_service_uri):
+            raise RuntimeError(
+                "missing app settings: STATE_STORAGE (connection string) or STATE_STORAGE__tableServiceUri"
+            )
+        return settings

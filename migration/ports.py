@@ -1,0 +1,154 @@
+"""The ports the core needs from the outside world, as Protocols.
+
+Adapters in ``functions/adapters`` (Azure) and ``aws_lambda/adapters`` (AWS) implement them over one SDK
+each and raise only ``migration.errors`` types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from migration.records import MigrationEvent, MigrationRecord, Page
+
+JobState = Literal["NotStarted", "InProgress", "Succeeded", "Failed", "Cancelled", "Suspended"]
+FINISHED_JOB_STATES = frozenset({"Succeeded", "Failed", "Cancelled"})
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class MigrationStore(Protocol):
+    """Current records (ETag-guarded) and the append-only event log, in Azure Table Storage."""
+
+    def get(self, migration_id: str) -> MigrationRecord:
+        """Point read; raises NotFound."""
+        ...
+
+    def create(self, record: MigrationRecord) -> MigrationRecord:
+        """Insert a new record; raises PreconditionFailed if one exists. Returns it with its etag."""
+        ...
+
+    def update(self, record: MigrationRecord) -> MigrationRecord:
+        """Replace if ``record.etag`` is current; raises PreconditionFailed on a stale etag."""
+        ...
+
+    def list(
+        self,
+        *,
+        wave: str | None = None,
+        phase: str | None = None,
+        page_size: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        """List records, by wave without scanning the table; raises InvalidInput on a bad token."""
+        ...
+
+    def list_waves(self) -> list[str]: ...
+
+    def append_event(self, event: MigrationEvent) -> None: ...
+
+    def list_events(self, migration_id: str, *, limit: int = 200) -> list[MigrationEvent]:
+        """Oldest first."""
+        ...
+
+
+class DiscoveredMachine(BaseModel):
+    """A machine the replication appliance discovered (an ASR protectable item)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    fabric_name: str
+    container_name: str
+    friendly_name: str
+    ip_addresses: tuple[str, ...]
+    os_type: str
+    os_name: str = ""
+    disk_ids: tuple[str, ...] = ()
+
+
+class ReplicationPlan(BaseModel):
+    """What enabling replication needs to know about the target, per instance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_vm_name: str
+    target_vm_size: str | None = None
+    target_subnet: str
+    license_type: Literal["NoLicenseType", "WindowsServer"] = "NoLicenseType"
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ReplicationState(BaseModel):
+    """What ASR says about a replicated item right now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    protected_item_name: str
+    protection_state: str
+    replication_health: str
+    allowed_operations: frozenset[str]
+    progress_percent: int | None = None
+    rpo_seconds: int | None = None
+    failover_health: str | None = None
+    active_location: str | None = None
+    test_failover_state: str | None = None
+    health_errors: tuple[str, ...] = ()
+    last_recovery_point: datetime | None = None
+
+
+class AsrJob(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    state: JobState
+    display_name: str = ""
+    errors: tuple[str, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_JOB_STATES
+
+
+class AsrGateway(Protocol):
+    """Azure Site Recovery, InMageRcm (the modernized appliance-based path) only.
+
+    ``begin_*`` methods start a long-running operation with polling off and return the ASR job id;
+    each checks ``allowedOperations`` first and raises PreconditionFailed if ASR would refuse.
+    Throttling raises ThrottledError with ``retry_after_seconds``.
+    """
+
+    def find_machine_by_ip(self, private_ip: str) -> DiscoveredMachine:
+        """Raises NotFound for no match, PreconditionFailed for several."""
+        ...
+
+    def ensure_os_supported(self, machine: DiscoveredMachine) -> None: ...
+
+    def begin_enable_replication(self, machine: DiscoveredMachine, plan: ReplicationPlan) -> str: ...
+
+    def get_replication_state(self, protected_item_name: str) -> ReplicationState: ...
+
+    def get_job(self, job_id: str) -> AsrJob: ...
+
+    def begin_test_failover(self, protected_item_name: str) -> str: ...
+
+    def begin_test_failover_cleanup(self, protected_item_name: str) -> str: ...
+
+    def begin_unplanned_failover(self, protected_item_name: str) -> str: ...
+
+    def begin_commit(self, protected_item_name: str) -> str: ...
+
+    def begin_complete_migration(self, protected_item_name: str) -> str: ...
+
+    def begin_disable_replication(self, protected_item_name: str) -> str: ...
+
+    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> None: ...
+
+    def begin_recovery_plan_failover(self, plan_name: str) -> str: ...
+
+    def begin_recovery_plan_commit(self, plan_name: str) -> str: ...

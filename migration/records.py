@@ -1,0 +1,75 @@
+"""What aws2azure records about a migration: the current record and its audit events.
+
+The same models are the HTTP status API's JSON, so the AWS side reads what Azure writes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from migration.identity import InstanceRef
+from migration.phases import Phase
+
+ReplicationHealth = Literal["Normal", "Warning", "Critical", "None"]
+
+
+class MigrationRecord(BaseModel):
+    """The current state of one instance's migration (one per instance, ever)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    migration_id: str
+    instance: InstanceRef
+    phase: Phase
+    request_id: str
+    private_ip: str
+    os_family: Literal["windows", "linux"]
+    wave: str | None = None
+    # Why the migration is where it is, in words an operator can act on (set for NotReady/Failed/...).
+    reason: str = ""
+    progress_percent: int | None = Field(default=None, ge=0, le=100)
+    replication_health: ReplicationHealth | None = None
+    rpo_seconds: int | None = None
+    cutover_at: AwareDatetime | None = None
+    target_size: str | None = None
+    target_subnet: str | None = None
+    test_failover: bool = False
+    protected_item_name: str | None = None
+    current_job_id: str | None = None
+    # Set once, before the failover request is sent: the guard that makes a second one impossible.
+    failover_requested_at: AwareDatetime | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    # The store's concurrency token; not part of the record's content.
+    etag: str | None = Field(default=None, exclude=True)
+
+
+class MigrationEvent(BaseModel):
+    """One line of a migration's append-only audit log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    migration_id: str
+    at: AwareDatetime
+    kind: str  # e.g. PhaseChanged, AsrJobStarted, AsrJobFinished, EventReceived, Error
+    phase: Phase
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Page(BaseModel):
+    """One page of a listing; pass ``continuation`` back to get the next."""
+
+    items: list[MigrationRecord]
+    continuation: str | None = None
+
+
+class WaveSummary(BaseModel):
+    wave: str
+    total: int
+    by_phase: dict[str, int]
+    progress_percent: float
+    updated_at: datetime | None = None
