@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.settings import REPO_ROOT, AzuriteEndpoints, MotoEndpoint, StackSettings, state_dir
+from devstack.settings import (
+    DEFAULT_STATE_DIR,
+    REPO_ROOT,
+    AzuriteEndpoints,
+    MotoEndpoint,
+    StackSettings,
+    state_dir,
+)
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
@@ -51,9 +58,17 @@ class LaunchContext:
     clock_file: Path
     settings: dict[str, Any]
     python: str = sys.executable
+    # Stacks outside the default state dir (tests, benchmarks) take OS-assigned ports, so that
+    # several of them can run at once without racing for the same well-known port.
+    ephemeral_ports: bool = False
+    taken: set[int] = field(default_factory=set)
 
     def port(self, preferred: int) -> int:
-        return pick_port(preferred)
+        while True:
+            chosen = ephemeral_port() if self.ephemeral_ports else pick_port(preferred, exclude=self.taken)
+            if chosen not in self.taken:
+                self.taken.add(chosen)
+                return chosen
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
@@ -65,10 +80,16 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
         return True
 
 
-def pick_port(preferred: int) -> int:
+def ephemeral_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def pick_port(preferred: int, *, exclude: set[int] | frozenset[int] = frozenset()) -> int:
     """The preferred port if it is free, else the next free one (said aloud, never a hang)."""
     for candidate in range(preferred, preferred + 200):
-        if port_is_free(candidate):
+        if candidate not in exclude and port_is_free(candidate):
             if candidate != preferred:
                 print(f"  port {preferred} is taken; using {candidate}", file=sys.stderr)
             return candidate
@@ -107,7 +128,8 @@ def azurite_spec(ctx: LaunchContext) -> ServiceSpec:
         raise StackError("Azurite needs Node.js: install node (20 or newer) and run 'make deps'")
     # Run the script through node explicitly so the PID's command line is what we recorded.
     argv = [
-        node, str(binary.resolve()), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--location", str(data),
+        node, str(binary.resolve()), "--silent", "--disableTelemetry", "--skipApiVersionCheck",
+        "--location", str(data),
         "--blobHost", LOOPBACK, "--blobPort", str(endpoints.blob_port),
         "--queueHost", LOOPBACK, "--queuePort", str(endpoints.queue_port),
         "--tableHost", LOOPBACK, "--tablePort", str(endpoints.table_port),
@@ -123,9 +145,7 @@ def moto_spec(ctx: LaunchContext) -> ServiceSpec:
     port = ctx.port(5000)
     endpoint = MotoEndpoint(url=f"http://{LOOPBACK}:{port}")
     argv = [ctx.python, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    return ServiceSpec(
-        "moto", argv, lambda: http_answers(f"{endpoint.url}/moto-api/"), {"moto": endpoint}
-    )
+    return ServiceSpec("moto", argv, lambda: http_answers(f"{endpoint.url}/moto-api/"), {"moto": endpoint})
 
 
 def _plugin_spec(module: str) -> Callable[[LaunchContext], ServiceSpec | None]:
@@ -194,8 +214,12 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
         _pid_dir(self.root).mkdir(exist_ok=True)
-        ctx = LaunchContext(self.root, self.root / "clock", {"state_dir": str(self.root),
-                                                             "clock_file": str(self.root / "clock")})
+        ctx = LaunchContext(
+            self.root,
+            self.root / "clock",
+            {"state_dir": str(self.root), "clock_file": str(self.root / "clock")},
+            ephemeral_ports=self.root != DEFAULT_STATE_DIR.resolve(),
+        )
         try:
             for name in services:
                 builder = SERVICE_BUILDERS.get(name)
@@ -230,13 +254,16 @@ class Stack:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise StackError(f"{spec.name} exited with code {process.returncode} while starting; "
-                                 f"last lines of {log_path}:\n{_tail(log_path)}")
+                raise StackError(
+                    f"{spec.name} exited with code {process.returncode} while starting; "
+                    f"last lines of {log_path}:\n{_tail(log_path)}"
+                )
             if spec.ready():
                 return
             time.sleep(0.1)
-        raise StackError(f"{spec.name} did not answer within {READY_TIMEOUT_S:.0f}s; see {log_path}:\n"
-                         f"{_tail(log_path)}")
+        raise StackError(
+            f"{spec.name} did not answer within {READY_TIMEOUT_S:.0f}s; see {log_path}:\n{_tail(log_path)}"
+        )
 
     def down(self, *, quiet: bool = False) -> list[str]:
         stopped = []

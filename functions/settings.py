@@ -45,10 +45,10 @@ class FunctionSettings(BaseModel):
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> FunctionSettings:
-        env = dict(os.environ if environ is None else environ)
+        env: dict[str, object] = dict(os.environ if environ is None else environ)
         if "TARGET_TAGS" in env:
             try:
-                env["TARGET_TAGS"] = json.loads(env["TARGET_TAGS"] or "{}")  # type: ignore[assignment]
+                env["TARGET_TAGS"] = json.loads(str(env["TARGET_TAGS"]) or "{}")
             except ValueError as exc:
                 raise RuntimeError(f"app setting TARGET_TAGS is not a JSON object: {exc}") from exc
         try:

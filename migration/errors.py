@@ -50,8 +50,6 @@ class InvalidTransition(PreconditionFailed):
     """A phase change that the state machine does not allow."""
 
     def __init__(self, current: str, requested: str) -> None:
-        super().__init__(
-            f"cannot move a migration from {current} to {requested}", code="InvalidTransition"
-        )
+        super().__init__(f"cannot move a migration from {current} to {requested}", code="InvalidTransition")
         self.current = current
         self.requested = requested

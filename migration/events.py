@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -28,10 +28,9 @@ from migration.errors import InvalidInput
 from migration.identity import InstanceRef
 from migration.tags import AZURE_VM_SIZE_PATTERN, SUBNET_NAME_PATTERN, WAVE_PATTERN
 
-EVENT_TYPE_PREFIX = "io.aws2azure.migration."
-MIGRATION_REQUESTED = EVENT_TYPE_PREFIX + "MigrationRequested.v1"
-FAILOVER_REQUESTED = EVENT_TYPE_PREFIX + "FailoverRequested.v1"
-CANCEL_REQUESTED = EVENT_TYPE_PREFIX + "CancelRequested.v1"
+MIGRATION_REQUESTED: Final = "io.aws2azure.migration.MigrationRequested.v1"
+FAILOVER_REQUESTED: Final = "io.aws2azure.migration.FailoverRequested.v1"
+CANCEL_REQUESTED: Final = "io.aws2azure.migration.CancelRequested.v1"
 EVENT_TYPES = (MIGRATION_REQUESTED, FAILOVER_REQUESTED, CANCEL_REQUESTED)
 
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
@@ -131,13 +130,19 @@ _EVENT_ADAPTER: TypeAdapter[MigrationRequested | FailoverRequested | CancelReque
 def _describe(error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "event"
+        loc = item["loc"]
+        # A discriminated union puts the event type first in the location; the operator needs the field.
+        if loc and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        where = ".".join(str(part) for part in loc) or "event"
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}")
     return problems
 
 
-def parse_event(raw: str | bytes | dict[str, Any]) -> MigrationRequested | FailoverRequested | CancelRequested:
+def parse_event(
+    raw: str | bytes | dict[str, Any],
+) -> MigrationRequested | FailoverRequested | CancelRequested:
     """Parse and validate one event, or raise InvalidInput naming every problem found."""
     if isinstance(raw, str | bytes):
         try:
@@ -158,8 +163,9 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> MigrationRequested | Failo
         return _EVENT_ADAPTER.validate_python(raw)
     except ValidationError as exc:
         problems = _describe(exc)
-        raise InvalidInput(f"invalid {event_type.rsplit('.', 2)[-2]} event: " + "; ".join(problems),
-                           problems=problems) from exc
+        raise InvalidInput(
+            f"invalid {event_type.rsplit('.', 2)[-2]} event: " + "; ".join(problems), problems=problems
+        ) from exc
 
 
 def new_event_id() -> str:

@@ -6,6 +6,7 @@ each and raise only ``migration.errors`` types.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, Protocol
@@ -48,11 +49,11 @@ class MigrationStore(Protocol):
         """List records, by wave without scanning the table; raises InvalidInput on a bad token."""
         ...
 
-    def list_waves(self) -> list[str]: ...
+    def list_waves(self) -> builtins.list[str]: ...
 
     def append_event(self, event: MigrationEvent) -> None: ...
 
-    def list_events(self, migration_id: str, *, limit: int = 200) -> list[MigrationEvent]:
+    def list_events(self, migration_id: str, *, limit: int = 200) -> builtins.list[MigrationEvent]:
         """Oldest first."""
         ...
 
