@@ -52,9 +52,21 @@ ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     P.COMMITTING: frozenset({P.COMPLETING, P.FAILED}),
     P.COMPLETING: frozenset({P.MIGRATED, P.FAILED}),
     P.MIGRATED: frozenset(),
-    # A Failed or Cancelled migration can be retried or requested again; the orchestration then
-    # resumes from what ASR reports, so nothing already done is done twice.
-    P.FAILED: frozenset({P.REQUESTED}),
+    # A Failed migration is retried from where ASR says it stands (a replicated item resumes
+    # monitoring, a failed-over one goes on to commit), so nothing already done is done twice.
+    P.FAILED: frozenset(
+        {
+            P.REQUESTED,
+            P.ENABLING_REPLICATION,
+            P.REPLICATING,
+            P.READY_FOR_CUTOVER,
+            P.AWAITING_CUTOVER,
+            P.FAILING_OVER,
+            P.COMMITTING,
+            P.COMPLETING,
+        }
+    ),
+    # A cancelled migration's replication was disabled: a new request starts from the beginning.
     P.CANCELLED: frozenset({P.REQUESTED}),
 }
 

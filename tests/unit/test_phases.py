@@ -85,3 +85,11 @@ def test_cancel_is_allowed_before_failover(phase: Phase) -> None:
 def test_failed_and_cancelled_can_be_requested_again() -> None:
     assert ensure_transition(Phase.FAILED, Phase.REQUESTED) is Phase.REQUESTED
     assert ensure_transition(Phase.CANCELLED, Phase.REQUESTED) is Phase.REQUESTED
+
+
+def test_a_retry_resumes_a_failed_migration_where_asr_stands() -> None:
+    assert ensure_transition(Phase.FAILED, Phase.COMMITTING) is Phase.COMMITTING
+    with pytest.raises(InvalidTransition):
+        ensure_transition(Phase.FAILED, Phase.MIGRATED)
+    with pytest.raises(InvalidTransition):
+        ensure_transition(Phase.CANCELLED, Phase.REPLICATING)

@@ -1,0 +1,304 @@
+"""The steps of one migration, each an idempotent unit that an activity runs (at least once).
+
+A step talks to ASR through the AsrGateway port and records what happened in the MigrationStore:
+the current record (ETag-guarded) and an audit event. It knows nothing of Durable Functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from migration.errors import InvalidTransition, NotFound, PreconditionFailed
+from migration.events import MigrationRequestedData
+from migration.phases import FAILOVER_STARTED_PHASES, Phase, ensure_transition
+from migration.ports import AsrGateway, AsrJob, Clock, MigrationStore, ReplicationPlan, ReplicationState
+from migration.records import MigrationEvent, MigrationRecord
+
+logger = logging.getLogger("aws2azure.steps")
+
+SAVE_ATTEMPTS = 8
+ALREADY_FAILED_OVER = "AlreadyFailedOver"
+UNPLANNED_FAILOVER = "UnplannedFailover"
+
+
+class Registered(BaseModel):
+    migration_id: str
+    phase: Phase
+    protected_item_name: str | None = None
+    current_job_id: str | None = None
+    new_request: bool
+
+
+class JobStarted(BaseModel):
+    job_id: str
+    protected_item_name: str
+
+
+class ReplicationSnapshot(BaseModel):
+    protection_state: str
+    replication_health: str
+    progress_percent: int | None
+    ready_for_cutover: bool
+    failed_over: bool
+    health_errors: list[str]
+
+
+def _ready_for_cutover(state: ReplicationState) -> bool:
+    return UNPLANNED_FAILOVER in state.allowed_operations
+
+
+def _failed_over(state: ReplicationState) -> bool:
+    # After a migration failover ASR offers only these; Commit is the unambiguous sign.
+    return "Commit" in state.allowed_operations or "CompleteMigration" in state.allowed_operations
+
+
+class MigrationSteps:
+    def __init__(self, store: MigrationStore, asr: AsrGateway, clock: Clock, *,
+                 target_tags: dict[str, str] | None = None, default_subnet: str,
+                 default_vm_size: str | None = None) -> None:  # fmt: skip
+        self.store = store
+        self.asr = asr
+        self.clock = clock
+        self.target_tags = dict(target_tags or {})
+        self.default_subnet = default_subnet
+        self.default_vm_size = default_vm_size
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _save(
+        self, migration_id: str, change: Callable[[MigrationRecord], MigrationRecord | None]
+    ) -> MigrationRecord:
+        """Apply ``change`` to the current record and store it; on a lost race, re-read and re-apply.
+
+        ``change`` returns None when there is nothing to write (the step already happened).
+        """
+        for _ in range(SAVE_ATTEMPTS):
+            current = self.store.get(migration_id)
+            changed = change(current.model_copy(deep=True))
+            if changed is None:
+                return current
+            changed.updated_at = self.clock.now()
+            try:
+                return self.store.update(changed)
+            except PreconditionFailed as exc:
+                if isinstance(exc, InvalidTransition):
+                    raise
+                continue
+        raise PreconditionFailed(
+            f"{migration_id}: gave up after {SAVE_ATTEMPTS} concurrent updates", code="Contention"
+        )
+
+    def _log(self, record: MigrationRecord, kind: str, message: str, **details: Any) -> None:
+        self.store.append_event(MigrationEvent(
+            migration_id=record.migration_id, at=self.clock.now(), kind=kind, phase=record.phase,
+            message=message, details=details,
+        ))  # fmt: skip
+        logger.info(
+            "%s %s: %s",
+            record.migration_id,
+            kind,
+            message,
+            extra={"migration_id": record.migration_id, "phase": record.phase.value},
+        )
+
+    def _move(self, migration_id: str, phase: Phase, *, reason: str = "", **fields: Any) -> MigrationRecord:
+        previous: list[Phase] = []
+
+        def change(record: MigrationRecord) -> MigrationRecord | None:
+            target = ensure_transition(record.phase, phase)
+            unchanged = all(getattr(record, key) == value for key, value in fields.items())
+            if record.phase is target and record.reason == reason and unchanged:
+                return None
+            previous.append(record.phase)
+            record.phase = target
+            record.reason = reason
+            for key, value in fields.items():
+                setattr(record, key, value)
+            return record
+
+        record = self._save(migration_id, change)
+        if previous and previous[-1] is not phase:
+            self._log(
+                record,
+                "PhaseChanged",
+                f"{previous[-1].value} -> {phase.value}" + (f": {reason}" if reason else ""),
+            )
+        return record
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def register(self, request: MigrationRequestedData) -> Registered:
+        """Create the record for a request, or find where an earlier run of it stands."""
+        migration_id = request.instance.migration_id
+        now = self.clock.now()
+        try:
+            record = self.store.get(migration_id)
+        except NotFound:
+            record = self.store.create(MigrationRecord(
+                migration_id=migration_id, instance=request.instance, phase=Phase.REQUESTED,
+                request_id=request.request_id, private_ip=str(request.private_ip), os_family=request.os_family,
+                wave=request.wave, cutover_at=request.cutover_at, target_size=request.target_size,
+                target_subnet=request.target_subnet, test_failover=request.test_failover,
+                created_at=now, updated_at=now,
+            ))  # fmt: skip
+            self._log(record, "MigrationRequested", f"migration of {request.instance.instance_id} requested",
+                      request_id=request.request_id, wave=request.wave)  # fmt: skip
+            return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
+        if record.phase is Phase.FAILED and record.protected_item_name is not None:
+            # A retry: the phase stays Failed until the next step reads ASR and resumes from there.
+            self._log(
+                record, "RetryRequested", "retrying from what ASR reports", request_id=request.request_id
+            )
+            return Registered(
+                migration_id=migration_id, phase=record.phase,
+                protected_item_name=record.protected_item_name, new_request=True,
+            )  # fmt: skip
+        if record.phase in (Phase.FAILED, Phase.CANCELLED, Phase.NOT_READY):
+            # Nothing replicated (or replication was disabled): start again from Requested.
+            record = self._move(
+                migration_id, Phase.REQUESTED, request_id=request.request_id, cutover_at=request.cutover_at,
+                test_failover=request.test_failover, protected_item_name=None, current_job_id=None,
+            )  # fmt: skip
+            return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
+        return Registered(
+            migration_id=migration_id, phase=record.phase, protected_item_name=record.protected_item_name,
+            current_job_id=record.current_job_id, new_request=False,
+        )  # fmt: skip
+
+    def start_replication(self, migration_id: str) -> JobStarted:
+        record = self.store.get(migration_id)
+        if record.protected_item_name and record.phase is not Phase.REQUESTED:
+            return JobStarted(
+                job_id=record.current_job_id or "", protected_item_name=record.protected_item_name
+            )
+        machine = self.asr.find_machine_by_ip(record.private_ip)
+        self.asr.ensure_os_supported(machine)
+        plan = ReplicationPlan(
+            target_vm_name=_azure_vm_name(record),
+            target_vm_size=record.target_size or self.default_vm_size,
+            target_subnet=record.target_subnet or self.default_subnet,
+            license_type="WindowsServer" if record.os_family == "windows" else "NoLicenseType",
+            tags={**self.target_tags, "aws2azure-source": record.instance.instance_id,
+                  "aws2azure-wave": record.wave or ""},
+        )  # fmt: skip
+        job_id = self.asr.begin_enable_replication(machine, plan)
+        moved = self._move(migration_id, Phase.ENABLING_REPLICATION, protected_item_name=machine.name,
+                           current_job_id=job_id)  # fmt: skip
+        self._log(moved, "AsrJobStarted", f"enable replication of {machine.friendly_name} ({machine.name})",
+                  job_id=job_id, operation="EnableReplication")  # fmt: skip
+        return JobStarted(job_id=job_id, protected_item_name=machine.name)
+
+    def get_job(self, migration_id: str, job_id: str) -> AsrJob:
+        job = self.asr.get_job(job_id)
+        if job.finished:
+            record = self.store.get(migration_id)
+            self._log(record, "AsrJobFinished", f"ASR job {job.display_name or job_id} {job.state}",
+                      job_id=job_id, state=job.state, errors=list(job.errors))  # fmt: skip
+        return job
+
+    def observe_replication(
+        self, migration_id: str, *, phase: Phase = Phase.REPLICATING
+    ) -> ReplicationSnapshot:
+        """Read the item's replication state from ASR and record progress, health and RPO."""
+        record = self.store.get(migration_id)
+        if record.protected_item_name is None:
+            raise PreconditionFailed(f"{migration_id} has no replicated item yet", code="NotReplicating")
+        state = self.asr.get_replication_state(record.protected_item_name)
+        reason = "; ".join(state.health_errors)
+        health = (
+            state.replication_health
+            if state.replication_health in ("Normal", "Warning", "Critical")
+            else None
+        )
+        self._move(migration_id, phase, reason=reason, progress_percent=state.progress_percent,
+                   replication_health=health, rpo_seconds=state.rpo_seconds)  # fmt: skip
+        return ReplicationSnapshot(
+            protection_state=state.protection_state, replication_health=state.replication_health,
+            progress_percent=state.progress_percent, ready_for_cutover=_ready_for_cutover(state),
+            failed_over=_failed_over(state), health_errors=list(state.health_errors),
+        )  # fmt: skip
+
+    def record_phase(self, migration_id: str, phase: Phase, reason: str = "") -> MigrationRecord:
+        return self._move(migration_id, phase, reason=reason)
+
+    def start_test_failover(self, migration_id: str) -> JobStarted:
+        return self._start_operation(
+            migration_id, Phase.TEST_FAILOVER, "TestFailover", self.asr.begin_test_failover
+        )
+
+    def start_test_failover_cleanup(self, migration_id: str) -> JobStarted:
+        return self._start_operation(migration_id, Phase.TEST_FAILOVER, "TestFailoverCleanup",
+                                     self.asr.begin_test_failover_cleanup)  # fmt: skip
+
+    def start_failover(self, migration_id: str) -> JobStarted:
+        """Issue the unplanned failover once, ever. ASR's failover is not idempotent.
+
+        The record's ``failover_requested_at`` is set before the request is sent; on a rerun (the
+        activity is at-least-once) ASR's own state decides: already failed over or in progress means
+        the earlier request went through, and it is never sent again.
+        """
+        record = self.store.get(migration_id)
+        item = _require_item(record)
+        if record.failover_requested_at is not None or record.phase in FAILOVER_STARTED_PHASES:
+            state = self.asr.get_replication_state(item)
+            if _failed_over(state) or UNPLANNED_FAILOVER not in state.allowed_operations:
+                self._log(record, "FailoverNotRepeated", "failover was already requested; not sending it again",
+                          job_id=record.current_job_id)  # fmt: skip
+                return JobStarted(job_id=record.current_job_id or "", protected_item_name=item)
+        now = self.clock.now()
+        self._move(
+            migration_id, Phase.FAILING_OVER, failover_requested_at=record.failover_requested_at or now
+        )
+        try:
+            job_id = self.asr.begin_unplanned_failover(item)
+        except PreconditionFailed as exc:
+            if exc.code == ALREADY_FAILED_OVER:
+                return JobStarted(job_id=record.current_job_id or "", protected_item_name=item)
+            raise
+        moved = self._move(migration_id, Phase.FAILING_OVER, current_job_id=job_id)
+        self._log(moved, "AsrJobStarted", "unplanned failover (migration) requested", job_id=job_id,
+                  operation="UnplannedFailover")  # fmt: skip
+        return JobStarted(job_id=job_id, protected_item_name=item)
+
+    def start_commit(self, migration_id: str) -> JobStarted:
+        return self._start_operation(migration_id, Phase.COMMITTING, "Commit", self.asr.begin_commit)
+
+    def start_complete_migration(self, migration_id: str) -> JobStarted:
+        return self._start_operation(migration_id, Phase.COMPLETING, "CompleteMigration",
+                                     self.asr.begin_complete_migration)  # fmt: skip
+
+    def start_disable_replication(self, migration_id: str) -> JobStarted | None:
+        record = self.store.get(migration_id)
+        if record.protected_item_name is None:
+            return None
+        try:
+            job_id = self.asr.begin_disable_replication(record.protected_item_name)
+        except NotFound:
+            return None
+        self._log(record, "AsrJobStarted", "disable replication (cancelled)", job_id=job_id,
+                  operation="DisableProtection")  # fmt: skip
+        return JobStarted(job_id=job_id, protected_item_name=record.protected_item_name)
+
+    def _start_operation(self, migration_id: str, phase: Phase, operation: str,
+                         begin: Callable[[str], str]) -> JobStarted:  # fmt: skip
+        record = self.store.get(migration_id)
+        item = _require_item(record)
+        job_id = begin(item)
+        moved = self._move(migration_id, phase, current_job_id=job_id)
+        self._log(moved, "AsrJobStarted", f"{operation} requested", job_id=job_id, operation=operation)
+        return JobStarted(job_id=job_id, protected_item_name=item)
+
+
+def _require_item(record: MigrationRecord) -> str:
+    if record.protected_item_name is None:
+        raise PreconditionFailed(f"{record.migration_id} has no replicated item", code="NotReplicating")
+    return record.protected_item_name
+
+
+def _azure_vm_name(record: MigrationRecord) -> str:
+    # Azure VM names: up to 64 characters (15 for Windows computer names, which ASR keeps from the source).
+    return f"{record.instance.instance_id}"[:64]
