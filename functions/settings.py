@@ -40,6 +40,8 @@ class FunctionSettings(BaseModel):
     poll_floor_seconds: int = Field(default=300, ge=1, alias="POLL_FLOOR_SECONDS")
     poll_ceiling_seconds: int = Field(default=6 * 3600, ge=1, alias="POLL_CEILING_SECONDS")
     stuck_after_seconds: int = Field(default=6 * 3600, ge=60, alias="STUCK_AFTER_SECONDS")
+    # Waves whose members fail over only after an operator's approval (comma-separated names).
+    approval_required_waves: frozenset[str] = Field(default=frozenset(), alias="APPROVAL_REQUIRED_WAVES")
     # Local only: the virtual clock file shared with the ASR simulator.
     clock_file: str | None = Field(default=None, alias="AWS2AZURE_CLOCK_FILE")
 
@@ -51,6 +53,10 @@ class FunctionSettings(BaseModel):
                 env["TARGET_TAGS"] = json.loads(str(env["TARGET_TAGS"]) or "{}")
             except ValueError as exc:
                 raise RuntimeError(f"app setting TARGET_TAGS is not a JSON object: {exc}") from exc
+        if "APPROVAL_REQUIRED_WAVES" in env:
+            env["APPROVAL_REQUIRED_WAVES"] = {
+                wave.strip() for wave in str(env["APPROVAL_REQUIRED_WAVES"]).split(",") if wave.strip()
+            }
         try:
             settings = cls.model_validate(env)
         except ValidationError as exc:

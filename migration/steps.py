@@ -140,7 +140,8 @@ class MigrationSteps:
         except NotFound:
             record = self.store.create(MigrationRecord(
                 migration_id=migration_id, instance=request.instance, phase=Phase.REQUESTED,
-                request_id=request.request_id, private_ip=str(request.private_ip), os_family=request.os_family,
+                request_id=request.request_id, private_ip=str(request.private_ip),
+                os_family=request.os_family,
                 wave=request.wave, cutover_at=request.cutover_at, target_size=request.target_size,
                 target_subnet=request.target_subnet, test_failover=request.test_failover,
                 created_at=now, updated_at=now,
@@ -225,6 +226,10 @@ class MigrationSteps:
     def record_phase(self, migration_id: str, phase: Phase, reason: str = "") -> MigrationRecord:
         return self._move(migration_id, phase, reason=reason)
 
+    def note(self, migration_id: str, kind: str, message: str) -> None:
+        """Record something that happened without a phase change (an event refused, a duplicate)."""
+        self._log(self.store.get(migration_id), kind, message)
+
     def start_test_failover(self, migration_id: str) -> JobStarted:
         return self._start_operation(
             migration_id, Phase.TEST_FAILOVER, "TestFailover", self.asr.begin_test_failover
@@ -246,7 +251,7 @@ class MigrationSteps:
         if record.failover_requested_at is not None or record.phase in FAILOVER_STARTED_PHASES:
             state = self.asr.get_replication_state(item)
             if _failed_over(state) or UNPLANNED_FAILOVER not in state.allowed_operations:
-                self._log(record, "FailoverNotRepeated", "failover was already requested; not sending it again",
+                self._log(record, "FailoverNotRepeated", "failover already requested; not sending it again",
                           job_id=record.current_job_id)  # fmt: skip
                 return JobStarted(job_id=record.current_job_id or "", protected_item_name=item)
         now = self.clock.now()

@@ -1,0 +1,15 @@
+"""The aws2azure Function App: creates the app and registers the blueprints, nothing else."""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+from functions.api import bp as api
+
+from functions.activities import bp as activities
+from functions.intake import bp as intake
+from functions.orchestrations import bp as orchestrations
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+for blueprint in (orchestrations, activities, intake, api):
+    app.register_functions(blueprint)

@@ -1,0 +1,73 @@
+"""Deliver an event from the AWS side (or the HTTP API) to the right orchestration, exactly once.
+
+Shared by the queue trigger and the API, so a request by hand and one from a tag behave alike.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.durable_functions as df
+
+from functions import names
+from functions.settings import FunctionSettings
+from migration.errors import NotFound
+from migration.events import CancelRequested, FailoverRequested, MigrationRequested
+from migration.intake import IntakeAction, IntakeDecision, decide
+from migration.ports import MigrationStore
+from migration.records import MigrationEvent
+from migration.workflow import WorkflowState
+
+logger = logging.getLogger("aws2azure.dispatch")
+
+AnyEvent = MigrationRequested | FailoverRequested | CancelRequested
+
+
+async def runtime_status(client: df.DurableOrchestrationClient, instance_id: str) -> str | None:
+    status = await client.get_status(instance_id)
+    value = getattr(status, "runtime_status", None)
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+async def dispatch(
+    event: AnyEvent, client: df.DurableOrchestrationClient, store: MigrationStore, settings: FunctionSettings
+) -> IntakeDecision:
+    migration_id = event.instance.migration_id
+    try:
+        record = store.get(migration_id)
+    except NotFound:
+        record = None
+    decision = decide(event, record, await runtime_status(client, migration_id))
+    if decision.action is IntakeAction.START and isinstance(event, MigrationRequested):
+        state = WorkflowState(
+            request=event.data, approval_required=(event.data.wave or "") in settings.approval_required_waves
+        )
+        try:
+            await client.start_new(names.MIGRATE_INSTANCE, migration_id, state.model_dump(mode="json"))
+        except Exception:
+            # Two deliveries raced past the status check: the host refuses the second start.
+            if await runtime_status(client, migration_id) in ("Pending", "Running"):
+                decision = IntakeDecision(
+                    IntakeAction.IGNORE, "duplicate request: started by a concurrent delivery"
+                )
+            else:
+                raise
+    elif decision.action is IntakeAction.RAISE_EVENT:
+        name = (
+            names.EVENT_FAILOVER_REQUESTED
+            if isinstance(event, FailoverRequested)
+            else names.EVENT_CANCEL_REQUESTED
+        )
+        await client.raise_event(migration_id, name, event.data.model_dump(mode="json"))
+    logger.info(
+        "%s %s: %s (%s)", migration_id, event.type.rsplit(".", 2)[-2], decision.action.value, decision.reason,
+        extra={"migration_id": migration_id, "event_id": event.id},
+    )  # fmt: skip
+    if record is not None and decision.action is IntakeAction.IGNORE:
+        store.append_event(MigrationEvent(
+            migration_id=migration_id, at=event.time, kind="EventIgnored", phase=record.phase,
+            message=decision.reason, details={"event_id": event.id, "type": event.type},
+        ))  # fmt: skip
+    return decision

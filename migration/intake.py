@@ -1,0 +1,60 @@
+"""What to do with an event from the AWS side, given what Azure already knows.
+
+Pure decisions, so the queue trigger stays thin and duplicates, late deliveries and unknown
+instances are handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from migration.events import CancelRequested, FailoverRequested, MigrationRequested
+from migration.phases import Phase
+from migration.records import MigrationRecord
+
+# Durable Functions runtime statuses in which an orchestration still acts on events.
+ACTIVE_RUNTIME_STATUSES = frozenset({"Pending", "Running", "ContinuedAsNew"})
+
+
+class IntakeAction(StrEnum):
+    START = "start"
+    RAISE_EVENT = "raise_event"
+    IGNORE = "ignore"
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeDecision:
+    action: IntakeAction
+    reason: str
+
+
+def decide(
+    event: MigrationRequested | FailoverRequested | CancelRequested,
+    record: MigrationRecord | None,
+    runtime_status: str | None,
+) -> IntakeDecision:
+    running = runtime_status in ACTIVE_RUNTIME_STATUSES
+    if isinstance(event, MigrationRequested):
+        if running:
+            return IntakeDecision(IntakeAction.IGNORE, "duplicate request: the migration is already running")
+        if record is not None and record.phase is Phase.MIGRATED:
+            return IntakeDecision(IntakeAction.IGNORE, "already migrated; a new request changes nothing")
+        if (
+            record is not None
+            and record.request_id == event.data.request_id
+            and record.phase is not Phase.FAILED
+        ):
+            return IntakeDecision(
+                IntakeAction.IGNORE,
+                f"late duplicate of request {event.data.request_id} (ended {record.phase.value})",
+            )
+        return IntakeDecision(IntakeAction.START, "start the migration")
+    kind = "FailoverRequested" if isinstance(event, FailoverRequested) else "CancelRequested"
+    if record is None:
+        return IntakeDecision(IntakeAction.IGNORE, f"{kind} for an instance with no migration record")
+    if not running:
+        return IntakeDecision(
+            IntakeAction.IGNORE, f"{kind} arrived while no migration is running (phase {record.phase.value})"
+        )
+    return IntakeDecision(IntakeAction.RAISE_EVENT, f"deliver {kind} to the running migration")
