@@ -45,9 +45,13 @@ class InstanceMigration:
     def __init__(self, context: df.DurableOrchestrationContext) -> None:
         self.context = context
         self.state = WorkflowState.model_validate(context.get_input())
-        self.cancel_event = context.wait_for_external_event(names.EVENT_CANCEL_REQUESTED)
-        self.failover_event = context.wait_for_external_event(names.EVENT_FAILOVER_REQUESTED)
-        self.approve_event = context.wait_for_external_event(names.EVENT_APPROVED)
+        self.cancel_event = self._wait_for(names.EVENT_CANCEL_REQUESTED)
+        self.failover_event = self._wait_for(names.EVENT_FAILOVER_REQUESTED)
+        self.approve_event = self._wait_for(names.EVENT_APPROVED)
+
+    def _wait_for(self, event_name: str) -> Task:
+        # Payloads are validated on arrival (pydantic), not decoded into a type by the SDK.
+        return self.context.wait_for_external_event(event_name, expected_type=object)
 
     def _done(self) -> bool:
         return self.state.stage is Stage.DONE
@@ -64,14 +68,15 @@ class InstanceMigration:
     def run(self) -> Generator[Task, Any, dict[str, Any]]:
         episodes = 0
         while self.state.stage is not Stage.DONE:
+            # Events first, so none that has arrived is left behind by continue_as_new.
+            yield from self._absorb_events()
+            if self._done():
+                break
             if episodes >= EPISODES_PER_EXECUTION:
                 self.state.executions += 1
                 self.context.continue_as_new(self.state.model_dump(mode="json"))
                 return {"continued": True, "stage": self.state.stage.value}
             episodes += 1
-            yield from self._absorb_events()
-            if self._done():
-                break
             self._publish_status()
             yield from self._run_stage()
         self._publish_status()
@@ -83,14 +88,14 @@ class InstanceMigration:
         """Act on external events that have arrived, whatever the orchestration is doing."""
         if self.cancel_event.is_completed:
             payload = self.cancel_event.result
-            self.cancel_event = self.context.wait_for_external_event(names.EVENT_CANCEL_REQUESTED)
+            self.cancel_event = self._wait_for(names.EVENT_CANCEL_REQUESTED)
             yield from self._on_cancel(payload)
         if self.failover_event.is_completed:
             payload = self.failover_event.result
-            self.failover_event = self.context.wait_for_external_event(names.EVENT_FAILOVER_REQUESTED)
+            self.failover_event = self._wait_for(names.EVENT_FAILOVER_REQUESTED)
             yield from self._on_failover_request(payload)
         if self.approve_event.is_completed:
-            self.approve_event = self.context.wait_for_external_event(names.EVENT_APPROVED)
+            self.approve_event = self._wait_for(names.EVENT_APPROVED)
             if not self.state.approved:
                 self.state.approved = True
                 yield from self._note("Approved", "cutover approved by an operator")
@@ -259,7 +264,7 @@ class InstanceMigration:
         window_timer = cutover_at is not None and not self.state.window_reached and cutover_at < wake
         if window_timer and cutover_at is not None:
             wake = max(cutover_at, self.now)
-        woke_by_event = yield from self._sleep(wake, wake_on_failover=True)
+        woke_by_event = yield from self._sleep(wake)
         if not woke_by_event and window_timer:
             self.state.window_reached = True
         elif not woke_by_event:
@@ -287,12 +292,13 @@ class InstanceMigration:
 
     # -- building blocks ----------------------------------------------------------------------
 
-    def _sleep(self, until: datetime, *, wake_on_failover: bool = False) -> Generator[Task, Any, bool]:
-        """A durable timer that an external event can cut short; True if an event woke us."""
+    def _sleep(self, until: datetime) -> Generator[Task, Any, bool]:
+        """A durable timer that an external event can cut short; True if an event woke us.
+
+        Every event is waited for at every sleep, so a late duplicate is seen and recorded as ignored.
+        """
         timer = self.context.create_timer(until)
-        waiting = [timer, self.cancel_event, self.approve_event]
-        if wake_on_failover or self.state.stage not in _FAILOVER_STARTED:
-            waiting.append(self.failover_event)
+        waiting = [timer, self.cancel_event, self.approve_event, self.failover_event]
         winner = yield self.context.task_any(waiting)
         if winner is timer:
             return False
@@ -305,7 +311,9 @@ class InstanceMigration:
         outcome = Outcome(ok=False)
         for attempt in range(MAX_STEP_ATTEMPTS):
             try:
-                raw = yield self.context.call_activity_with_retry(activity, CRASH_RETRY, payload)
+                raw = yield self.context.call_activity_with_retry(
+                    activity, CRASH_RETRY, payload, expected_type=dict
+                )
             except Exception as exc:  # the activity crashed on every attempt: a bug or a lost dependency
                 return Outcome.model_validate(
                     {"ok": False, "error": {"kind": "permanent", "message": f"{activity} crashed: {exc}"}}
@@ -383,7 +391,7 @@ def _describe(outcome: Outcome) -> str:
     return f"{outcome.error.message}" + (f" ({outcome.error.code})" if outcome.error.code else "")
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=names.MIGRATE_INSTANCE)
+@bp.orchestration_trigger(context_name="context", orchestration=names.MIGRATE_INSTANCE, input_type=dict)
 def migrate_instance(context: df.DurableOrchestrationContext) -> Generator[Task, Any, dict[str, Any]]:
     result = yield from InstanceMigration(context).run()
     return result
