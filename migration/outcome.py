@@ -66,8 +66,5 @@ def capture(step: Callable[[], BaseModel | dict[str, Any] | None]) -> dict[str, 
         result = step()
     except MigrationError as exc:
         return Outcome(ok=False, error=classify(exc)).model_dump(mode="json")
-    if isinstance(result, BaseModel):
-        value = result.model_dump(mode="json")
-    else:
-        value = result or {}
+    value = result.model_dump(mode="json") if isinstance(result, BaseModel) else result or {}
     return Outcome(ok=True, value=value).model_dump(mode="json")

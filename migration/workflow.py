@@ -45,7 +45,7 @@ JOB_STAGES: dict[Stage, tuple[Stage, Stage]] = {
     Stage.COMPLETE: (Stage.WATCH_COMPLETE, Stage.DONE),
     Stage.CANCEL: (Stage.WATCH_CANCEL, Stage.DONE),
 }
-WATCH_STAGES = {watch: after for watch, after in JOB_STAGES.values()}
+WATCH_STAGES = dict(JOB_STAGES.values())
 
 
 class WorkflowState(BaseModel):
