@@ -173,8 +173,8 @@ class FakeAsr:
         return self._job("UnplannedFailover", protected_item_name)
 
     def failover_done(self, item: str) -> None:
-        self._set(item, protection_state="UnplannedFailoverCompleted",
-                  allowed_operations=frozenset({"CompleteMigration", "Commit", "DisableProtection", "ChangePit"}))  # fmt: skip
+        after_failover = frozenset({"CompleteMigration", "Commit", "DisableProtection", "ChangePit"})
+        self._set(item, protection_state="UnplannedFailoverCompleted", allowed_operations=after_failover)
 
     def begin_commit(self, protected_item_name: str) -> str:
         self._require(protected_item_name, "Commit")

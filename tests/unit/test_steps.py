@@ -9,6 +9,7 @@ import pytest
 from migration.errors import InvalidTransition, NotFound, PreconditionFailed
 from migration.events import MigrationRequestedData
 from migration.phases import Phase
+from migration.records import MigrationRecord
 from migration.steps import MigrationSteps
 from tests.fakes import FakeAsr, InMemoryStore, ManualClock
 
@@ -119,7 +120,7 @@ def test_failover_is_sent_once_even_when_the_step_runs_again(world: World) -> No
 
 
 def test_a_failed_failover_job_can_be_retried(world: World) -> None:
-    steps, store, asr, _ = world
+    steps, _, asr, _ = world
     migration_id = replicated(world)
     steps.observe_replication(migration_id)
     steps.record_phase(migration_id, Phase.READY_FOR_CUTOVER)
@@ -159,7 +160,7 @@ def test_a_retry_of_a_failed_replicated_migration_keeps_its_item(world: World) -
 
 
 def test_a_new_request_after_cancel_starts_from_scratch(world: World) -> None:
-    steps, store, asr, _ = world
+    steps, store, _, _ = world
     migration_id = replicated(world)
     assert steps.start_disable_replication(migration_id) is not None
     steps.record_phase(migration_id, Phase.CANCELLED, "tag removed")
@@ -176,7 +177,7 @@ def test_a_concurrent_writer_does_not_lose_the_update(world: World) -> None:
     real_get = store.get
     raced = {"done": False}
 
-    def get_then_race(mid: str):  # type: ignore[no-untyped-def]
+    def get_then_race(mid: str) -> MigrationRecord:
         record = real_get(mid)
         if not raced["done"]:
             raced["done"] = True
@@ -186,7 +187,7 @@ def test_a_concurrent_writer_does_not_lose_the_update(world: World) -> None:
             store.update(other)
         return record
 
-    store.get = get_then_race  # type: ignore[method-assign]
+    store.get = get_then_race  # type: ignore[method-assign,assignment]
     clock.advance(timedelta(minutes=1))
     steps.record_phase(migration_id, Phase.ENABLING_REPLICATION, "enabling")
     store.get = real_get  # type: ignore[method-assign]
