@@ -136,8 +136,8 @@ class FakeAsr:
     def begin_enable_replication(self, machine: DiscoveredMachine, plan: ReplicationPlan) -> str:
         job = self._job("EnableReplication", machine.name)
         self.items[machine.name] = ReplicationState(
-            protected_item_name=machine.name, protection_state="EnablingProtection", replication_health="Normal",
-            allowed_operations=frozenset({"DisableProtection"}), progress_percent=0,
+            protected_item_name=machine.name, protection_state="EnablingProtection",
+            replication_health="Normal", allowed_operations=frozenset({"DisableProtection"}), progress_percent=0,
         )  # fmt: skip
         return job
 
@@ -153,8 +153,8 @@ class FakeAsr:
 
     def protect(self, item: str) -> None:
         """Initial replication finished: the item can be failed over."""
-        self._set(item, protection_state="Protected", progress_percent=100,
-                  allowed_operations=frozenset({"TestFailover", "UnplannedFailover", "DisableProtection"}))  # fmt: skip
+        protected = frozenset({"TestFailover", "UnplannedFailover", "DisableProtection"})
+        self._set(item, protection_state="Protected", progress_percent=100, allowed_operations=protected)
 
     def begin_test_failover(self, protected_item_name: str) -> str:
         self._require(protected_item_name, "TestFailover")
