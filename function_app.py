@@ -9,7 +9,8 @@ from functions.api import bp as api
 from functions.activities import bp as activities
 from functions.intake import bp as intake
 from functions.orchestrations import bp as orchestrations
+from functions.reconcile import bp as reconcile
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (orchestrations, activities, intake, api):
+for blueprint in (orchestrations, activities, intake, reconcile, api):
     app.register_functions(blueprint)

@@ -39,7 +39,7 @@ class FunctionSettings(BaseModel):
     asr_writes_per_second: float = Field(default=8.0, gt=0, alias="ASR_WRITES_PER_SECOND")
     poll_floor_seconds: int = Field(default=300, ge=1, alias="POLL_FLOOR_SECONDS")
     poll_ceiling_seconds: int = Field(default=6 * 3600, ge=1, alias="POLL_CEILING_SECONDS")
-    stuck_after_seconds: int = Field(default=6 * 3600, ge=60, alias="STUCK_AFTER_SECONDS")
+    stuck_after_seconds: int = Field(default=12 * 3600, ge=60, alias="STUCK_AFTER_SECONDS")
     # Waves whose members fail over only after an operator's approval (comma-separated names).
     approval_required_waves: frozenset[str] = Field(default=frozenset(), alias="APPROVAL_REQUIRED_WAVES")
     # Local only: the virtual clock file shared with the ASR simulator.
