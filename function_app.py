@@ -10,7 +10,8 @@ from functions.activities import bp as activities
 from functions.intake import bp as intake
 from functions.orchestrations import bp as orchestrations
 from functions.reconcile import bp as reconcile
+from functions.wave_orchestration import bp as waves
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (orchestrations, activities, intake, reconcile, api):
+for blueprint in (orchestrations, waves, activities, intake, reconcile, api):
     app.register_functions(blueprint)

@@ -10,6 +10,8 @@ EVENT_FAILOVER_REQUESTED = "FailoverRequested"
 EVENT_CANCEL_REQUESTED = "CancelRequested"
 EVENT_APPROVED = "Approved"
 EVENT_RETRY = "RetryRequested"
+# Raised by migrate_wave on each member once its recovery plan has failed over and committed.
+EVENT_PLAN_CUTOVER_DONE = "PlanCutoverDone"
 
 
 def wave_orchestration_id(wave: str) -> str:

@@ -20,6 +20,7 @@ from migration.events import CancelRequestedData, FailoverRequestedData
 from migration.monitoring import PollPolicy, is_stalled, job_poll_delay, next_replication_poll
 from migration.outcome import Outcome
 from migration.phases import Phase
+from migration.steps import CLAIMED_BY_WAVE
 from migration.workflow import JOB_STAGES, WATCH_STAGES, Stage, WorkflowState
 
 bp = df.Blueprint()
@@ -48,6 +49,7 @@ class InstanceMigration:
         self.cancel_event = self._wait_for(names.EVENT_CANCEL_REQUESTED)
         self.failover_event = self._wait_for(names.EVENT_FAILOVER_REQUESTED)
         self.approve_event = self._wait_for(names.EVENT_APPROVED)
+        self.plan_done_event = self._wait_for(names.EVENT_PLAN_CUTOVER_DONE)
 
     def _wait_for(self, event_name: str) -> Task:
         # Payloads are validated on arrival (pydantic), not decoded into a type by the SDK.
@@ -94,6 +96,14 @@ class InstanceMigration:
             payload = self.failover_event.result
             self.failover_event = self._wait_for(names.EVENT_FAILOVER_REQUESTED)
             yield from self._on_failover_request(payload)
+        if self.plan_done_event.is_completed:
+            payload = self.plan_done_event.result
+            self.plan_done_event = self._wait_for(names.EVENT_PLAN_CUTOVER_DONE)
+            if self.state.stage not in (Stage.COMPLETE, Stage.WATCH_COMPLETE, Stage.DONE):
+                # The wave's recovery plan failed over and committed this instance: complete it.
+                self.state.stage, self.state.job_id = Stage.COMPLETE, None
+                plan = payload.get("plan") if isinstance(payload, dict) else None
+                yield from self._note("PlanCutoverDone", f"failed over and committed with recovery plan {plan}")
         if self.approve_event.is_completed:
             self.approve_event = self._wait_for(names.EVENT_APPROVED)
             if not self.state.approved:
@@ -116,9 +126,7 @@ class InstanceMigration:
             return
         self.state.cancel = request
         self.state.stage = Stage.CANCEL
-        yield from self._note(
-            "CancelRequested", f"cancel requested by {request.requested_by}: {request.reason}"
-        )
+        yield from self._note("CancelRequested", f"cancel requested by {request.requested_by}: {request.reason}")
 
     def _on_failover_request(self, payload: Any) -> Flow:
         try:
@@ -184,6 +192,11 @@ class InstanceMigration:
             if stage is Stage.ENABLE and error is not None and error.kind in _NOT_READY_ERRORS:
                 yield from self._finish(Phase.NOT_READY, f"not ready for replication: {error.message}")
                 return
+            if stage is Stage.FAILOVER and error is not None and error.code == CLAIMED_BY_WAVE:
+                # The wave cuts this instance over; wait for its PlanCutoverDone.
+                self.state.stage, self.state.cutover = Stage.AWAIT_CUTOVER, None
+                yield from self._note("FailoverDeferred", error.message)
+                return
             yield from self._fail(f"{activity} failed: {_describe(outcome)}")
             return
         if stage is Stage.CANCEL and not outcome.value:
@@ -200,9 +213,7 @@ class InstanceMigration:
         if woke_by_event:
             return
         self.state.job_checks += 1
-        outcome = yield from self._step(
-            "get_job", {"migration_id": self.migration_id, "job_id": self.state.job_id}
-        )
+        outcome = yield from self._step("get_job", {"migration_id": self.migration_id, "job_id": self.state.job_id})
         if not outcome.ok:
             yield from self._fail(f"could not read ASR job {self.state.job_id}: {_describe(outcome)}")
             return
@@ -211,9 +222,7 @@ class InstanceMigration:
             return
         if job["state"] != "Succeeded":
             errors = "; ".join(job.get("errors") or []) or "no error details"
-            yield from self._fail(
-                f"ASR job {job.get('display_name') or job['job_id']} {job['state']}: {errors}"
-            )
+            yield from self._fail(f"ASR job {job.get('display_name') or job['job_id']} {job['state']}: {errors}")
             return
         watched = self.state.stage
         self.state.stage, self.state.job_id = after, None
@@ -298,7 +307,7 @@ class InstanceMigration:
         Every event is waited for at every sleep, so a late duplicate is seen and recorded as ignored.
         """
         timer = self.context.create_timer(until)
-        waiting = [timer, self.cancel_event, self.approve_event, self.failover_event]
+        waiting = [timer, self.cancel_event, self.approve_event, self.failover_event, self.plan_done_event]
         winner = yield self.context.task_any(waiting)
         if winner is timer:
             return False
@@ -311,9 +320,7 @@ class InstanceMigration:
         outcome = Outcome(ok=False)
         for attempt in range(MAX_STEP_ATTEMPTS):
             try:
-                raw = yield self.context.call_activity_with_retry(
-                    activity, CRASH_RETRY, payload, expected_type=dict
-                )
+                raw = yield self.context.call_activity_with_retry(activity, CRASH_RETRY, payload, expected_type=dict)
             except Exception as exc:  # the activity crashed on every attempt: a bug or a lost dependency
                 return Outcome.model_validate(
                     {"ok": False, "error": {"kind": "permanent", "message": f"{activity} crashed: {exc}"}}
@@ -335,9 +342,7 @@ class InstanceMigration:
             raise RuntimeError(f"could not record phase {phase.value}: {_describe(outcome)}")
 
     def _note(self, kind: str, message: str) -> Flow:
-        yield from self._step(
-            "log_event", {"migration_id": self.migration_id, "kind": kind, "message": message}
-        )
+        yield from self._step("log_event", {"migration_id": self.migration_id, "kind": kind, "message": message})
 
     def _fail(self, reason: str) -> Flow:
         yield from self._finish(Phase.FAILED, reason)
@@ -347,9 +352,7 @@ class InstanceMigration:
             "record_phase", {"migration_id": self.migration_id, "phase": phase.value, "reason": reason}
         )
         self.state.stage = Stage.DONE
-        self.state.outcome = (
-            phase.value if outcome.ok else f"{phase.value} (not recorded: {_describe(outcome)})"
-        )
+        self.state.outcome = phase.value if outcome.ok else f"{phase.value} (not recorded: {_describe(outcome)})"
 
     def _publish_status(self) -> None:
         self.context.set_custom_status({

@@ -41,6 +41,9 @@ class MigrationRecord(BaseModel):
     current_job_id: str | None = None
     # Set once, before the failover request is sent: the guard that makes a second one impossible.
     failover_requested_at: AwareDatetime | None = None
+    # The ASR recovery plan that cuts this instance over with its wave; while set, the wave owns the
+    # failover and commit, and the instance's own orchestration only completes the migration.
+    cutover_plan: str | None = None
     created_at: AwareDatetime
     updated_at: AwareDatetime
     # The store's concurrency token; not part of the record's content.

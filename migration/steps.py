@@ -22,6 +22,7 @@ logger = logging.getLogger("aws2azure.steps")
 
 SAVE_ATTEMPTS = 8
 ALREADY_FAILED_OVER = "AlreadyFailedOver"
+CLAIMED_BY_WAVE = "ClaimedByWave"
 UNPLANNED_FAILOVER = "UnplannedFailover"
 
 
@@ -69,9 +70,7 @@ class MigrationSteps:
 
     # -- recording -------------------------------------------------------------------------
 
-    def _save(
-        self, migration_id: str, change: Callable[[MigrationRecord], MigrationRecord | None]
-    ) -> MigrationRecord:
+    def _save(self, migration_id: str, change: Callable[[MigrationRecord], MigrationRecord | None]) -> MigrationRecord:
         """Apply ``change`` to the current record and store it; on a lost race, re-read and re-apply.
 
         ``change`` returns None when there is nothing to write (the step already happened).
@@ -88,9 +87,7 @@ class MigrationSteps:
                 if isinstance(exc, InvalidTransition):
                     raise
                 continue
-        raise PreconditionFailed(
-            f"{migration_id}: gave up after {SAVE_ATTEMPTS} concurrent updates", code="Contention"
-        )
+        raise PreconditionFailed(f"{migration_id}: gave up after {SAVE_ATTEMPTS} concurrent updates", code="Contention")
 
     def _log(self, record: MigrationRecord, kind: str, message: str, **details: Any) -> None:
         self.store.append_event(MigrationEvent(
@@ -109,6 +106,9 @@ class MigrationSteps:
         previous: list[Phase] = []
 
         def change(record: MigrationRecord) -> MigrationRecord | None:
+            if record.cutover_plan and record.phase in FAILOVER_STARTED_PHASES and phase in _BEFORE_FAILOVER:
+                # The wave's recovery plan owns the failover; the instance's own view is out of date.
+                return None
             target = ensure_transition(record.phase, phase)
             unchanged = all(getattr(record, key) == value for key, value in fields.items())
             if record.phase is target and record.reason == reason and unchanged:
@@ -151,9 +151,7 @@ class MigrationSteps:
             return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
         if record.phase is Phase.FAILED and record.protected_item_name is not None:
             # A retry: the phase stays Failed until the next step reads ASR and resumes from there.
-            self._log(
-                record, "RetryRequested", "retrying from what ASR reports", request_id=request.request_id
-            )
+            self._log(record, "RetryRequested", "retrying from what ASR reports", request_id=request.request_id)
             return Registered(
                 migration_id=migration_id, phase=record.phase,
                 protected_item_name=record.protected_item_name, new_request=True,
@@ -173,9 +171,7 @@ class MigrationSteps:
     def start_replication(self, migration_id: str) -> JobStarted:
         record = self.store.get(migration_id)
         if record.protected_item_name and record.phase is not Phase.REQUESTED:
-            return JobStarted(
-                job_id=record.current_job_id or "", protected_item_name=record.protected_item_name
-            )
+            return JobStarted(job_id=record.current_job_id or "", protected_item_name=record.protected_item_name)
         machine = self.asr.find_machine_by_ip(record.private_ip)
         self.asr.ensure_os_supported(machine)
         plan = ReplicationPlan(
@@ -201,20 +197,14 @@ class MigrationSteps:
                       job_id=job_id, state=job.state, errors=list(job.errors))  # fmt: skip
         return job
 
-    def observe_replication(
-        self, migration_id: str, *, phase: Phase = Phase.REPLICATING
-    ) -> ReplicationSnapshot:
+    def observe_replication(self, migration_id: str, *, phase: Phase = Phase.REPLICATING) -> ReplicationSnapshot:
         """Read the item's replication state from ASR and record progress, health and RPO."""
         record = self.store.get(migration_id)
         if record.protected_item_name is None:
             raise PreconditionFailed(f"{migration_id} has no replicated item yet", code="NotReplicating")
         state = self.asr.get_replication_state(record.protected_item_name)
         reason = "; ".join(state.health_errors)
-        health = (
-            state.replication_health
-            if state.replication_health in ("Normal", "Warning", "Critical")
-            else None
-        )
+        health = state.replication_health if state.replication_health in ("Normal", "Warning", "Critical") else None
         self._move(migration_id, phase, reason=reason, progress_percent=state.progress_percent,
                    replication_health=health, rpo_seconds=state.rpo_seconds)  # fmt: skip
         return ReplicationSnapshot(
@@ -231,9 +221,7 @@ class MigrationSteps:
         self._log(self.store.get(migration_id), kind, message)
 
     def start_test_failover(self, migration_id: str) -> JobStarted:
-        return self._start_operation(
-            migration_id, Phase.TEST_FAILOVER, "TestFailover", self.asr.begin_test_failover
-        )
+        return self._start_operation(migration_id, Phase.TEST_FAILOVER, "TestFailover", self.asr.begin_test_failover)
 
     def start_test_failover_cleanup(self, migration_id: str) -> JobStarted:
         return self._start_operation(migration_id, Phase.TEST_FAILOVER, "TestFailoverCleanup",
@@ -248,6 +236,10 @@ class MigrationSteps:
         """
         record = self.store.get(migration_id)
         item = _require_item(record)
+        if record.cutover_plan is not None:
+            raise PreconditionFailed(
+                f"{migration_id} is cut over with its wave in recovery plan {record.cutover_plan}", code=CLAIMED_BY_WAVE
+            )
         if record.failover_requested_at is not None or record.phase in FAILOVER_STARTED_PHASES:
             state = self.asr.get_replication_state(item)
             if _failed_over(state) or UNPLANNED_FAILOVER not in state.allowed_operations:
@@ -255,9 +247,7 @@ class MigrationSteps:
                           job_id=record.current_job_id)  # fmt: skip
                 return JobStarted(job_id=record.current_job_id or "", protected_item_name=item)
         now = self.clock.now()
-        self._move(
-            migration_id, Phase.FAILING_OVER, failover_requested_at=record.failover_requested_at or now
-        )
+        self._move(migration_id, Phase.FAILING_OVER, failover_requested_at=record.failover_requested_at or now)
         try:
             job_id = self.asr.begin_unplanned_failover(item)
         except PreconditionFailed as exc:
@@ -296,6 +286,9 @@ class MigrationSteps:
         moved = self._move(migration_id, phase, current_job_id=job_id)
         self._log(moved, "AsrJobStarted", f"{operation} requested", job_id=job_id, operation=operation)
         return JobStarted(job_id=job_id, protected_item_name=item)
+
+
+_BEFORE_FAILOVER = frozenset({Phase.REPLICATING, Phase.READY_FOR_CUTOVER, Phase.TEST_FAILOVER, Phase.AWAITING_CUTOVER})
 
 
 def _require_item(record: MigrationRecord) -> str:

@@ -87,9 +87,7 @@ def test_a_missing_data_field_is_named_with_its_path() -> None:
         parse_event(event)
 
 
-@pytest.mark.parametrize(
-    "bad_id", ["i-123", "i-0123456789ABCDEF0", "vol-0123456789abcdef0", "i-0123456789abcdef01"]
-)
+@pytest.mark.parametrize("bad_id", ["i-123", "i-0123456789ABCDEF0", "vol-0123456789abcdef0", "i-0123456789abcdef01"])
 def test_a_bad_instance_id_is_rejected(bad_id: str) -> None:
     event = migration_requested(instance={**INSTANCE, "instance_id": bad_id})
     event["subject"] = bad_id

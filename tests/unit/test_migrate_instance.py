@@ -148,9 +148,7 @@ def test_happy_path_ends_migrated_after_one_failover_commit_and_completion() -> 
 def test_a_three_day_replication_is_watched_with_few_asr_reads_and_bounded_history() -> None:
     world = World(replication_time=timedelta(days=3))
     replay = Replay(HANDLE, request(), START)
-    replay.run(
-        world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, failover_event())
-    )
+    replay.run(world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, failover_event()))
     made = calls(replay)
     # A fixed 5-minute poll would read about 860 times; the adaptive one a handful.
     assert made["observe_replication"] <= 20
@@ -161,9 +159,7 @@ def test_a_three_day_replication_is_watched_with_few_asr_reads_and_bounded_histo
 def test_a_long_replication_continues_as_new_and_keeps_each_history_small() -> None:
     world = World(replication_time=timedelta(days=40))
     replay = Replay(HANDLE, request(), START)
-    replay.run(
-        world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, failover_event())
-    )
+    replay.run(world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, failover_event()))
     assert replay.executions >= 2
     assert replay.max_history <= 300
     assert calls(replay)["start_replication"] == 1
@@ -233,15 +229,11 @@ def test_cancel_after_failover_started_is_refused_and_the_migration_completes() 
 
     replay.run(world, before_episode=both)
     assert replay.output["outcome"] == "Migrated"
-    assert any(
-        kind == "CancelRefused" and "never cancel a migration failover" in msg for kind, msg in world.notes
-    )
+    assert any(kind == "CancelRefused" and "never cancel a migration failover" in msg for kind, msg in world.notes)
 
 
 def test_throttling_waits_exactly_the_retry_after_and_tries_again() -> None:
-    world = World(
-        overrides={"start_replication": [error("throttled", "429 Too Many Requests", retry_after=137)]}
-    )
+    world = World(overrides={"start_replication": [error("throttled", "429 Too Many Requests", retry_after=137)]})
     replay = Replay(HANDLE, request(), START)
     replay.episode()
     replay.complete_activity(replay.activities[0], world(replay.activities[0], replay))  # register
@@ -265,9 +257,7 @@ def test_a_failed_asr_job_fails_the_migration_with_asr_s_reason() -> None:
 
 
 def test_an_undiscovered_machine_is_not_ready_with_the_reason() -> None:
-    world = World(
-        overrides={"start_replication": [error("not_found", "no discovered machine has IP 10.0.1.15")]}
-    )
+    world = World(overrides={"start_replication": [error("not_found", "no discovered machine has IP 10.0.1.15")]})
     replay = Replay(HANDLE, request(), START)
     replay.run(world)
     assert world.phases[-1][0] == "NotReady"
@@ -308,9 +298,7 @@ def test_a_window_that_opens_without_a_stopped_source_keeps_waiting_and_says_why
 def test_test_failover_runs_and_cleans_up_before_cutover() -> None:
     world = World()
     replay = Replay(HANDLE, request(test_failover=True), START)
-    replay.run(
-        world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, failover_event())
-    )
+    replay.run(world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, failover_event()))
     order = [name for name, _ in replay.calls if name.startswith("start_")]
     assert order == [
         "start_replication", "start_test_failover", "start_test_failover_cleanup",
@@ -362,4 +350,24 @@ def test_a_malformed_event_payload_is_logged_and_ignored(payload: Any) -> None:
 
     replay.run(world, before_episode=both)
     assert any(kind == "EventRejected" for kind, _ in world.notes)
+    assert replay.output["outcome"] == "Migrated"
+
+
+def test_a_member_claimed_by_its_wave_waits_for_the_plan_and_then_completes() -> None:
+    message = "cut over with its wave in recovery plan p1"
+    claimed = {"ok": False, "value": {}, "error": {"kind": "precondition", "code": "ClaimedByWave", "message": message}}
+    world = World(overrides={"start_failover": [claimed]})
+    replay = Replay(HANDLE, request(), START)
+    failover = raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, failover_event())
+    plan_done = raise_when(lambda r: any(k == "FailoverDeferred" for k, _ in world.notes),
+                           names.EVENT_PLAN_CUTOVER_DONE, {"plan": "p1"})  # fmt: skip
+
+    def both(r: Replay) -> None:
+        failover(r)
+        plan_done(r)
+
+    replay.run(world, before_episode=both)
+    made = calls(replay)
+    assert made["start_commit"] == 0
+    assert made["start_complete_migration"] == 1
     assert replay.output["outcome"] == "Migrated"

@@ -51,9 +51,7 @@ def test_staying_in_a_phase_is_a_progress_update_not_a_transition() -> None:
         (Phase.NOT_READY, Phase.ENABLING_REPLICATION),
     ],
 )
-def test_a_transition_outside_the_table_is_rejected_naming_both_phases(
-    current: Phase, requested: Phase
-) -> None:
+def test_a_transition_outside_the_table_is_rejected_naming_both_phases(current: Phase, requested: Phase) -> None:
     with pytest.raises(InvalidTransition) as caught:
         ensure_transition(current, requested)
     assert current.value in str(caught.value)

@@ -65,9 +65,7 @@ def test_all_bad_values_are_reported_together() -> None:
 
 
 def test_status_tags_are_bounded_and_in_utc() -> None:
-    written = status_tags(
-        "NotReady", updated_at=datetime(2026, 11, 26, 10, tzinfo=UTC), reason="x" * 400, progress=140
-    )
+    written = status_tags("NotReady", updated_at=datetime(2026, 11, 26, 10, tzinfo=UTC), reason="x" * 400, progress=140)
     assert written[tags.STATUS] == "NotReady"
     assert len(written[tags.REASON]) == tags.EC2_TAG_VALUE_MAX
     assert written[tags.PROGRESS] == "100"

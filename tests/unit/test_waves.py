@@ -1,0 +1,158 @@
+"""Wave cutover with recovery plans: the core (against in-memory ports) and migrate_wave (replayed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from functions import names
+from functions.wave_orchestration import bp
+from migration.errors import PreconditionFailed
+from migration.events import MigrationRequestedData
+from migration.phases import Phase
+from migration.steps import CLAIMED_BY_WAVE, MigrationSteps
+from migration.waves import WaveCutover, plan_name
+from tests.fakes import FakeAsr, InMemoryStore, ManualClock
+from tests.replay import PendingActivity, Replay, orchestrator_handle
+
+
+def build_wave(count: int, *, not_ready: int = 0) -> tuple[InMemoryStore, FakeAsr, ManualClock, MigrationSteps]:
+    store, asr, clock = InMemoryStore(), FakeAsr(), ManualClock()
+    steps = MigrationSteps(store, asr, clock, default_subnet="workloads")
+    for index in range(count + not_ready):
+        ip = f"10.0.{index // 250}.{index % 250 + 1}"
+        asr.add_machine(ip, name=f"machine-{index}")
+        data = MigrationRequestedData.model_validate({
+            "instance": {"account_id": "123456789012", "region": "eu-west-1", "instance_id": f"i-{index:017x}"},
+            "private_ip": ip, "os_family": "linux", "request_id": f"r-{index}", "wave": "w1",
+        })  # fmt: skip
+        migration_id = steps.register(data).migration_id
+        steps.start_replication(migration_id)
+        if index < count:
+            asr.protect(f"machine-{index}")
+            steps.observe_replication(migration_id)
+            steps.record_phase(migration_id, Phase.READY_FOR_CUTOVER)
+            steps.record_phase(migration_id, Phase.AWAITING_CUTOVER)
+    return store, asr, clock, steps
+
+
+def test_ready_members_go_into_plans_of_at_most_100_and_the_rest_are_reported() -> None:
+    store, asr, clock, _ = build_wave(230, not_ready=3)
+    plan = WaveCutover(store, asr, clock).claim("w1")
+    assert [len(p.members) for p in plan.plans] == [100, 100, 30]
+    assert [p.name for p in plan.plans] == [plan_name("w1", i) for i in range(3)]
+    assert len(plan.left_out) == 3
+    assert all(entry.phase is Phase.ENABLING_REPLICATION for entry in plan.left_out)
+    assert all(r.cutover_plan for r in store.records.values() if r.phase is Phase.AWAITING_CUTOVER)
+
+
+def test_claiming_twice_gives_the_same_plans() -> None:
+    store, asr, clock, _ = build_wave(5)
+    wave = WaveCutover(store, asr, clock)
+    assert wave.claim("w1") == wave.claim("w1")
+
+
+def test_a_plan_fails_over_once_and_its_members_cannot_fail_over_alone() -> None:
+    store, asr, clock, steps = build_wave(3)
+    wave = WaveCutover(store, asr, clock)
+    spec = wave.claim("w1").plans[0]
+    first = wave.start_plan_failover(spec)
+    again = wave.start_plan_failover(spec)  # an activity rerun
+    assert first == again
+    assert [op for op, _ in asr.writes].count("RecoveryPlanFailover") == 1
+    member = spec.members[0].migration_id
+    with pytest.raises(PreconditionFailed) as caught:
+        steps.start_failover(member)
+    assert caught.value.code == CLAIMED_BY_WAVE
+    # The member's own orchestration may still try to record AwaitingCutover: that is not a regression.
+    steps.record_phase(member, Phase.AWAITING_CUTOVER)
+    assert store.get(member).phase is Phase.FAILING_OVER
+    wave.start_plan_commit(spec)
+    assert {store.get(m.migration_id).phase for m in spec.members} == {Phase.COMMITTING}
+
+
+def test_a_failed_plan_fails_its_members_with_the_reason() -> None:
+    store, asr, clock, _ = build_wave(2)
+    wave = WaveCutover(store, asr, clock)
+    spec = wave.claim("w1").plans[0]
+    wave.start_plan_failover(spec)
+    wave.fail_plan(spec, "recovery plan failover failed: 28031")
+    assert {(r.phase, r.reason) for r in store.records.values()} == {
+        (Phase.FAILED, "recovery plan failover failed: 28031")
+    }
+
+
+WAVE_HANDLE = orchestrator_handle(bp, names.MIGRATE_WAVE)
+START = datetime(2026, 12, 1, 22, tzinfo=UTC)
+
+
+def plan_payload(name: str, size: int) -> dict[str, Any]:
+    members = [{"migration_id": f"m-{name}-{i}", "protected_item_name": f"item-{i}"} for i in range(size)]
+    return {"name": name, "members": members}
+
+
+def wave_answers(plans: list[dict[str, Any]], failing: set[str] | None = None) -> Any:
+    jobs: dict[str, datetime] = {}
+
+    def respond(activity: PendingActivity, replay: Replay) -> Any:
+        payload = activity.input
+        if activity.name == "claim_wave":
+            return {
+                "ok": True,
+                "value": {
+                    "wave": "w1",
+                    "plans": plans,
+                    "left_out": [
+                        {"migration_id": "m-late", "phase": "Replicating", "reason": "still replicating (62%)"}
+                    ],
+                },
+            }
+        if activity.name in ("start_plan_failover", "start_plan_commit"):
+            job_id = f"{activity.name}-{payload['plan']['name']}"
+            jobs[job_id] = replay.now
+            return {"ok": True, "value": {"job_id": job_id}}
+        if activity.name == "get_wave_job":
+            job_id = payload["job_id"]
+            done = replay.now - jobs[job_id] >= timedelta(minutes=12)
+            failed = any(job_id.endswith(name) for name in failing or set()) and "failover" in job_id
+            state = ("Failed" if failed else "Succeeded") if done else "InProgress"
+            return {
+                "ok": True,
+                "value": {
+                    "job_id": job_id,
+                    "state": state,
+                    "finished": done,
+                    "errors": ["28031: a VM failed to start"] if failed else [],
+                },
+            }
+        if activity.name in ("notify_plan_members", "fail_plan"):
+            return 1 if activity.name == "notify_plan_members" else {"ok": True, "value": {}}
+        raise AssertionError(activity.name)
+
+    return respond
+
+
+def test_migrate_wave_cuts_over_plan_by_plan_with_bounded_history() -> None:
+    plans = [plan_payload(f"p{i}", 100) for i in range(10)]
+    replay = Replay(WAVE_HANDLE, {"wave": "w1"}, START)
+    output = replay.run(wave_answers(plans))
+    assert [p["outcome"] for p in output["plans"]] == ["Committed"] * 10
+    assert output["left_out"][0]["reason"] == "still replicating (62%)"
+    assert replay.executions == 11
+    assert replay.max_history < 100
+    order = [name for name, _ in replay.calls if name != "get_wave_job"]
+    assert order[:4] == ["claim_wave", "start_plan_failover", "start_plan_commit", "notify_plan_members"]
+    assert order.count("claim_wave") == 1
+
+
+def test_a_failed_plan_is_reported_and_the_next_plan_still_runs() -> None:
+    plans = [plan_payload("p0", 3), plan_payload("p1", 3)]
+    replay = Replay(WAVE_HANDLE, {"wave": "w1"}, START)
+    output = replay.run(wave_answers(plans, failing={"p0"}))
+    assert [p["outcome"] for p in output["plans"]] == ["Failed", "Committed"]
+    assert "28031" in output["plans"][0]["reason"]
+    names_called = [name for name, _ in replay.calls]
+    assert names_called.count("fail_plan") == 1
+    assert names_called.count("notify_plan_members") == 1
