@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 import azure.functions as func
-from functions.api import bp as api
 
 from functions.activities import bp as activities
+from functions.api import bp as api
 from functions.intake import bp as intake
 from functions.orchestrations import bp as orchestrations
 from functions.reconcile import bp as reconcile
+from functions.status_page import bp as status_page
 from functions.wave_orchestration import bp as waves
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (orchestrations, waves, activities, intake, reconcile, api):
+for blueprint in (orchestrations, waves, activities, intake, reconcile, api, status_page):
     app.register_functions(blueprint)
