@@ -82,8 +82,8 @@ class MigrationApi:
         result: dict[str, Any] = self._call("POST", f"migrations/{migration_id}/{action}", body=body or {})
         return result
 
-    def cut_over_wave(self, wave: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"waves/{wave}/cutover")
+    def cut_over_wave(self, wave: str, *, source_stopped: bool) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"waves/{wave}/cutover", body={"source_stopped": source_stopped})
         return result
 
     def start(self, event: dict[str, Any]) -> dict[str, Any]:

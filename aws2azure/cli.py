@@ -188,7 +188,7 @@ def cutover(
     """Cut over one migration now, or a whole wave together."""
     if wave and not migration_id:
         api = _api(url, key)
-        typer.echo(json.dumps(_run(lambda: api.cut_over_wave(wave)), indent=2))
+        typer.echo(json.dumps(_run(lambda: api.cut_over_wave(wave, source_stopped=source_stopped)), indent=2))
         return
     if not migration_id:
         console.print("[red]give a migration id or --wave[/red]")

@@ -147,6 +147,16 @@ async def cut_over_wave(req: func.HttpRequest, client: df.DurableOrchestrationCl
     wave = req.route_params.get("wave", "")
     if not WAVE_PATTERN.fullmatch(wave):
         return _error(400, "InvalidWave", f"{wave!r} is not a wave name")
+    try:
+        body = json.loads(req.get_body() or b"{}")
+    except ValueError:
+        return _error(400, "InvalidJson", "the body is not JSON")
+    if not isinstance(body, dict) or body.get("source_stopped") is not True:
+        return _error(
+            409, "SourceNotStopped",
+            "stop the wave's EC2 instances first and confirm with {\"source_stopped\": true}: "
+            "ASR cannot shut down an AWS source, and failing over a running one loses its latest writes",
+        )  # fmt: skip
     if not services().store.list(wave=wave, page_size=1).items:
         return _error(404, "WaveNotFound", f"no migrations in wave {wave!r}")
     instance_id = names.wave_orchestration_id(wave)
