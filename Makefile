@@ -32,7 +32,7 @@ typecheck: deps
 	$(VENV)/bin/mypy
 
 unit: deps
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests -q -m "not integration and not e2e"
 
 integration: deps
 	$(PY) -m pytest tests -q -m "integration and not e2e"

@@ -14,7 +14,7 @@ from migration.phases import Phase
 from migration.records import MigrationRecord
 
 # Durable Functions runtime statuses in which an orchestration still acts on events.
-ACTIVE_RUNTIME_STATUSES = frozenset({"Pending", "Running", "ContinuedAsNew"})
+ACTIVE_RUNTIME_STATUSES = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 
 
 class IntakeAction(StrEnum):

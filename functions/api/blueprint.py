@@ -1,0 +1,105 @@
+"""The HTTP routes. Each parses its input, calls one ``logic`` function and maps the outcome.
+
+Registered by ``function_app.py`` with ``app.register_functions(bp)``; every route needs a function key.
+"""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions.api import logic
+from functions.api.dependencies import api_services, get_store
+from functions.api.durable_control import DurableControl
+from functions.api.models import ApproveRequest, CancelRequest, CutoverRequest, RetryRequest
+from functions.api.openapi import openapi_document
+from functions.api.responses import (
+    json_response,
+    parse_body,
+    parse_list_query,
+    respond,
+    respond_async,
+    route_value,
+)
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+def control(client: df.DurableOrchestrationClient) -> DurableControl:
+    services = api_services()
+    return DurableControl(client, services.store, services.settings)
+
+
+@bp.function_name("api_list_migrations")
+@bp.route(route="migrations", methods=["GET"])
+def list_migrations(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(lambda: logic.list_migrations(get_store(), parse_list_query(req)))
+
+
+@bp.function_name("api_get_migration")
+@bp.route(route="migrations/{migration_id}", methods=["GET"])
+def get_migration(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(lambda: logic.get_migration(get_store(), route_value(req, "migration_id")))
+
+
+@bp.function_name("api_get_wave")
+@bp.route(route="waves/{wave}", methods=["GET"])
+def get_wave(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(lambda: logic.get_wave(get_store(), route_value(req, "wave")))
+
+
+@bp.function_name("api_openapi")
+@bp.route(route="openapi.json", methods=["GET"])
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(openapi_document())
+
+
+@bp.function_name("api_start_migration")
+@bp.route(route="migrations", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def start_migration(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await respond_async(lambda: logic.start_migration(control(client), req.get_body()))
+
+
+@bp.function_name("api_cutover")
+@bp.route(route="migrations/{migration_id}/cutover", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def cutover(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await respond_async(
+        lambda: logic.request_cutover(
+            get_store(), control(client), route_value(req, "migration_id"), parse_body(req, CutoverRequest)
+        )
+    )
+
+
+@bp.function_name("api_approve")
+@bp.route(route="migrations/{migration_id}/approve", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def approve(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await respond_async(
+        lambda: logic.approve(
+            get_store(), control(client), route_value(req, "migration_id"), parse_body(req, ApproveRequest)
+        )
+    )
+
+
+@bp.function_name("api_cancel")
+@bp.route(route="migrations/{migration_id}/cancel", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def cancel(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await respond_async(
+        lambda: logic.cancel(
+            get_store(), control(client), route_value(req, "migration_id"), parse_body(req, CancelRequest)
+        )
+    )
+
+
+@bp.function_name("api_retry")
+@bp.route(route="migrations/{migration_id}/retry", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def retry(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await respond_async(
+        lambda: logic.retry(
+            get_store(), control(client), route_value(req, "migration_id"), parse_body(req, RetryRequest)
+        )
+    )

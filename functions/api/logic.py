@@ -1,0 +1,274 @@
+"""What the HTTP API does, without HTTP: one function per route.
+
+Reads go to the store. Writes never change a record here: they check the record's state (so an
+operator gets a clear 409 instead of a silently ignored event), then signal the migration's
+orchestration, which owns every state change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from functions.api.models import (
+    Accepted,
+    Action,
+    ApproveRequest,
+    CancelRequest,
+    CutoverRequest,
+    ListQuery,
+    MigrationDetail,
+    RetryRequest,
+)
+from functions.names import (
+    EVENT_APPROVED,
+    EVENT_CANCEL_REQUESTED,
+    EVENT_FAILOVER_REQUESTED,
+    EVENT_RETRY,
+    MIGRATE_INSTANCE,
+)
+from migration.errors import InvalidInput, NotFound, PreconditionFailed
+from migration.events import (
+    CancelRequestedData,
+    FailoverRequestedData,
+    MigrationRequested,
+    MigrationRequestedData,
+    event_source,
+    new_event_id,
+    parse_event,
+)
+from migration.identity import InstanceRef
+from migration.intake import IntakeAction, IntakeDecision
+from migration.phases import FAILOVER_STARTED_PHASES, TERMINAL_PHASES, Phase, is_cancellable
+from migration.ports import MigrationStore
+from migration.queries import check_wave, summarize_wave
+from migration.records import MigrationRecord, Page, WaveSummary
+
+EVENT_HISTORY_LIMIT = 200
+# Durable runtime statuses of an orchestration that exists and can still receive events.
+ACTIVE_RUNTIME_STATUSES = frozenset({"Running", "Pending", "Suspended", "ContinuedAsNew"})
+API_COMPONENT = "api"
+
+
+class OrchestrationControl(Protocol):
+    """The Durable Functions client, as the API needs it. Raises only migration.errors types."""
+
+    async def runtime_status(self, instance_id: str) -> str | None:
+        """The orchestration's runtime status (``Running``, ``Completed``, ...), None if it never ran."""
+        ...
+
+    async def request_migration(self, event: MigrationRequested) -> IntakeDecision:
+        """Deliver a MigrationRequested exactly as the queue intake does: start, or ignore and say why."""
+        ...
+
+    async def raise_event(self, instance_id: str, event_name: str, payload: dict[str, Any]) -> None:
+        """Raises PreconditionFailed when no running orchestration can receive it."""
+        ...
+
+
+def status_url(migration_id: str) -> str:
+    return f"/api/migrations/{migration_id}"
+
+
+def check_migration_id(migration_id: str) -> InstanceRef:
+    try:
+        return InstanceRef.from_migration_id(migration_id)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{migration_id!r} is not a migration id (expected <account>-<region>-<instance id>, "
+            "e.g. 123456789012-eu-west-1-i-0123456789abcdef0)",
+            problems=["migration_id: not <account>-<region>-<instance id>"],
+        ) from exc
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+def list_migrations(store: MigrationStore, query: ListQuery) -> Page:
+    return store.list(wave=query.wave, phase=query.phase, page_size=query.page_size, continuation=query.continuation)
+
+
+def get_migration(store: MigrationStore, migration_id: str) -> MigrationDetail:
+    check_migration_id(migration_id)
+    record = _get(store, migration_id)
+    return MigrationDetail(migration=record, events=store.list_events(migration_id, limit=EVENT_HISTORY_LIMIT))
+
+
+def get_wave(store: MigrationStore, wave: str) -> WaveSummary:
+    check_wave(wave)
+    records: list[MigrationRecord] = []
+    continuation = None
+    while True:
+        page = store.list(wave=wave, page_size=1000, continuation=continuation)
+        records.extend(page.items)
+        continuation = page.continuation
+        if continuation is None:
+            break
+    if not records and wave not in store.list_waves():
+        raise NotFound(f"no wave named {wave!r}", code="WaveNotFound")
+    return summarize_wave(wave, records)
+
+
+def _get(store: MigrationStore, migration_id: str) -> MigrationRecord:
+    try:
+        return store.get(migration_id)
+    except NotFound:
+        raise NotFound(f"no migration {migration_id}", code="MigrationNotFound") from None
+
+
+# -- writes: signal the orchestration ------------------------------------------------------------
+
+
+async def start_migration(control: OrchestrationControl, body: bytes) -> Accepted:
+    """Start by hand, with the same contract and the same rules as a request from the AWS side."""
+    event = parse_event(body)
+    if not isinstance(event, MigrationRequested):
+        raise InvalidInput(
+            f"POST /api/migrations takes a MigrationRequested event, not {event.type}; "
+            "use /cutover or /cancel on the migration instead",
+            problems=[f"type: expected {MigrationRequested.model_fields['type'].default}"],
+        )
+    return await _request(control, event, "start")
+
+
+async def request_cutover(
+    store: MigrationStore, control: OrchestrationControl, migration_id: str, request: CutoverRequest
+) -> Accepted:
+    record = await _read_checked(store, migration_id)
+    if record.phase is Phase.MIGRATED:
+        raise PreconditionFailed(f"migration {migration_id} is already Migrated", code="AlreadyMigrated")
+    if record.phase in FAILOVER_STARTED_PHASES or record.failover_requested_at is not None:
+        raise PreconditionFailed(
+            f"migration {migration_id} has already started its failover (phase {record.phase.value}); "
+            "a failover is never requested twice",
+            code="FailoverAlreadyRequested",
+        )
+    if record.cutover_plan is not None:
+        raise PreconditionFailed(
+            f"migration {migration_id} fails over with its wave (recovery plan {record.cutover_plan}); "
+            "cut over the wave instead",
+            code="WaveOwnsCutover",
+        )
+    if record.phase in TERMINAL_PHASES:
+        hint = "retry it first" if record.phase is Phase.FAILED else "request it again first"
+        raise PreconditionFailed(
+            f"migration {migration_id} is {record.phase.value} and cannot be cut over; {hint}",
+            code="NotCuttable",
+        )
+    data = FailoverRequestedData(
+        instance=record.instance, requested_by="operator", source_stopped=request.source_stopped,
+        reason=request.reason,
+    )  # fmt: skip
+    await control.raise_event(migration_id, EVENT_FAILOVER_REQUESTED, data.model_dump(mode="json"))
+    return _accepted(record, "cutover", EVENT_FAILOVER_REQUESTED)
+
+
+async def approve(
+    store: MigrationStore, control: OrchestrationControl, migration_id: str, request: ApproveRequest
+) -> Accepted:
+    record = await _read_checked(store, migration_id)
+    if record.phase in TERMINAL_PHASES or record.phase in FAILOVER_STARTED_PHASES:
+        raise PreconditionFailed(
+            f"migration {migration_id} is {record.phase.value}: there is nothing left to approve",
+            code="NothingToApprove",
+        )
+    payload = {"requested_by": "operator", "reason": request.reason}
+    await control.raise_event(migration_id, EVENT_APPROVED, payload)
+    return _accepted(record, "approve", EVENT_APPROVED)
+
+
+async def cancel(
+    store: MigrationStore, control: OrchestrationControl, migration_id: str, request: CancelRequest
+) -> Accepted:
+    record = await _read_checked(store, migration_id)
+    if not is_cancellable(record.phase):
+        if record.phase in FAILOVER_STARTED_PHASES:
+            raise PreconditionFailed(
+                f"migration {migration_id} cannot be cancelled: its failover has started "
+                f"(phase {record.phase.value}), and ASR must never cancel a migration failover; "
+                "let it finish, then decide",
+                code="FailoverStarted",
+            )
+        raise PreconditionFailed(
+            f"migration {migration_id} has already ended ({record.phase.value}); there is nothing to cancel",
+            code="AlreadyEnded",
+        )
+    data = CancelRequestedData(instance=record.instance, requested_by="operator", reason=request.reason)
+    await control.raise_event(migration_id, EVENT_CANCEL_REQUESTED, data.model_dump(mode="json"))
+    return _accepted(record, "cancel", EVENT_CANCEL_REQUESTED)
+
+
+async def retry(
+    store: MigrationStore,
+    control: OrchestrationControl,
+    migration_id: str,
+    request: RetryRequest,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Accepted:
+    """Retry a Failed migration: wake its orchestration if it still waits, else start it again.
+
+    A restart carries the original request (same ``request_id``), rebuilt from the record, through the
+    same intake rules as the queue; the orchestration resumes from what ASR reports, so nothing already
+    done is done twice.
+    """
+    record = await _read_checked(store, migration_id)
+    if record.phase is not Phase.FAILED:
+        raise PreconditionFailed(
+            f"only a Failed migration can be retried; {migration_id} is {record.phase.value}",
+            code="NotFailed",
+        )
+    if await control.runtime_status(migration_id) in ACTIVE_RUNTIME_STATUSES:
+        payload = {"requested_by": "operator", "reason": request.reason}
+        await control.raise_event(migration_id, EVENT_RETRY, payload)
+        return _accepted(record, "retry", EVENT_RETRY)
+    return await _request(control, _request_again(record, now()), "retry", phase=record.phase)
+
+
+async def _request(
+    control: OrchestrationControl, event: MigrationRequested, action: Action, *, phase: Phase | None = None
+) -> Accepted:
+    migration_id = event.instance.migration_id
+    decision = await control.request_migration(event)
+    if decision.action is not IntakeAction.START:
+        raise PreconditionFailed(f"migration {migration_id} was not started: {decision.reason}", code="NotStarted")
+    return Accepted(
+        migration_id=migration_id, action=action, signal=MIGRATE_INSTANCE, phase=phase,
+        status_url=status_url(migration_id),
+    )  # fmt: skip
+
+
+def _request_again(record: MigrationRecord, at: datetime) -> MigrationRequested:
+    try:
+        data = MigrationRequestedData(
+            instance=record.instance, private_ip=record.private_ip, os_family=record.os_family,
+            wave=record.wave, cutover_at=record.cutover_at, target_size=record.target_size,
+            target_subnet=record.target_subnet, test_failover=record.test_failover,
+            request_id=record.request_id,
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise PreconditionFailed(
+            f"migration {record.migration_id} cannot be requested again from its record: {exc}",
+            code="NotRetryable",
+        ) from exc
+    return MigrationRequested(
+        specversion="1.0", id=new_event_id(), source=event_source(record.instance, API_COMPONENT),
+        time=at, subject=record.instance.instance_id, data=data,
+    )  # fmt: skip
+
+
+async def _read_checked(store: MigrationStore, migration_id: str) -> MigrationRecord:
+    check_migration_id(migration_id)
+    # The store's SDK is synchronous; keep the worker's event loop free while it waits.
+    return await asyncio.to_thread(_get, store, migration_id)
+
+
+def _accepted(record: MigrationRecord, action: Action, signal: str) -> Accepted:
+    return Accepted(
+        migration_id=record.migration_id, action=action, signal=signal, phase=record.phase,
+        status_url=status_url(record.migration_id),
+    )  # fmt: skip

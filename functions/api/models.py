@@ -1,0 +1,80 @@
+"""The API's request and response bodies (records themselves are ``migration.records`` models)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from migration.phases import Phase
+from migration.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from migration.records import MigrationEvent, MigrationRecord
+
+Reason = Annotated[str, Field(max_length=512, description="Why, in words kept in the audit log.")]
+
+
+class _Body(BaseModel):
+    # A misspelt field is a client's mistake worth a 400, not something to ignore silently.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CutoverRequest(_Body):
+    """Cut over now, instead of waiting for the window."""
+
+    source_stopped: bool = Field(
+        default=False,
+        description="The operator has stopped the EC2 instance (ASR cannot stop an AWS source itself).",
+    )
+    reason: Reason = ""
+
+
+class ApproveRequest(_Body):
+    reason: Reason = ""
+
+
+class CancelRequest(_Body):
+    reason: Reason = ""
+
+
+class RetryRequest(_Body):
+    reason: Reason = ""
+
+
+class ListQuery(_Body):
+    wave: str | None = None
+    phase: str | None = None
+    page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    continuation: str | None = None
+
+
+class MigrationDetail(BaseModel):
+    """One migration: its current record and its audit log, oldest first."""
+
+    migration: MigrationRecord
+    events: list[MigrationEvent]
+
+
+Action = Literal["start", "cutover", "approve", "cancel", "retry"]
+
+
+class Accepted(BaseModel):
+    """The request was handed to the migration's orchestration; watch ``status_url`` for the outcome."""
+
+    migration_id: str
+    action: Action
+    signal: str = Field(description="The orchestration started, or the external event raised on it.")
+    phase: Phase | None = Field(default=None, description="The phase when the request was accepted.")
+    status_url: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    problems: list[str] = Field(default_factory=list)
+    correlation_id: str | None = Field(
+        default=None, description="Set on server errors; the same id is in the Function App's log."
+    )
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

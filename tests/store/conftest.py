@@ -1,0 +1,33 @@
+"""Azurite for the store tests: one per session, a fresh pair of tables per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from devstack.launcher import Stack
+from devstack.settings import StackSettings
+from functions.adapters.table_store import TableStore
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
+    stack = Stack(tmp_path_factory.mktemp("store-stack"))
+    settings = stack.up(["azurite"], quiet=True)
+    yield settings
+    stack.down(quiet=True)
+
+
+@pytest.fixture
+def service(azurite: StackSettings) -> TableServiceClient:
+    assert azurite.azurite is not None
+    return TableServiceClient.from_connection_string(azurite.azurite.connection_string)
+
+
+@pytest.fixture
+def store(service: TableServiceClient) -> TableStore:
+    suffix = uuid.uuid4().hex[:12]
+    return TableStore(service, migrations_table=f"m{suffix}", events_table=f"e{suffix}")
