@@ -1,0 +1,1 @@
+"""One SDK each; SDK errors become migration.errors types."""

@@ -1,0 +1,75 @@
+"""EventBridge Scheduler: one one-time schedule per instance that invokes the cutover Lambda."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from aws_lambda.adapters.aws_errors import error_code, translate
+from aws_lambda.models.cutover import CutoverRequest
+from migration.identity import InstanceRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_scheduler.type_defs import CreateScheduleInputTypeDef
+
+# If the cutover Lambda cannot be invoked at the time, keep trying for an hour, not a day: a cutover that
+# happens far outside its window is worse than one an operator re-runs by hand.
+RETRY_WINDOW_SECONDS = 3600
+
+
+def schedule_name(instance: InstanceRef) -> str:
+    # Scheduler names: 1-64 of [0-9a-zA-Z-_.]; schedules are per account and region, so the id is unique.
+    return f"aws2azure-cutover-{instance.instance_id}"
+
+
+class CutoverSchedules:
+    """Implements CutoverScheduler."""
+
+    def __init__(self, client: EventBridgeSchedulerClient, *, group_name: str, target_arn: str, role_arn: str) -> None:
+        self._client = client
+        self._group = group_name
+        self._target_arn = target_arn
+        self._role_arn = role_arn
+
+    def upsert(self, request: CutoverRequest, at: datetime) -> str:
+        name = schedule_name(request.instance)
+        params: CreateScheduleInputTypeDef = {
+            "Name": name,
+            "GroupName": self._group,
+            "ScheduleExpression": f"at({at.astimezone(UTC):%Y-%m-%dT%H:%M:%S})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "Description": f"aws2azure cutover of {request.instance.migration_id}",
+            "Target": {
+                "Arn": self._target_arn,
+                "RoleArn": self._role_arn,
+                "Input": request.model_dump_json(),
+                "RetryPolicy": {"MaximumEventAgeInSeconds": RETRY_WINDOW_SECONDS, "MaximumRetryAttempts": 10},
+            },
+        }
+        try:
+            self._client.create_schedule(**params)
+        except ClientError as exc:
+            if error_code(exc) != "ConflictException":
+                raise translate(exc, f"create schedule {name}") from exc
+            try:
+                self._client.update_schedule(**params)
+            except (ClientError, BotoCoreError) as update_exc:
+                raise translate(update_exc, f"update schedule {name}") from update_exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"create schedule {name}") from exc
+        return name
+
+    def delete(self, instance: InstanceRef) -> None:
+        name = schedule_name(instance)
+        try:
+            self._client.delete_schedule(Name=name, GroupName=self._group)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise translate(exc, f"delete schedule {name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"delete schedule {name}") from exc

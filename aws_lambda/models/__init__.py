@@ -1,0 +1,1 @@
+"""The Lambdas' inputs (Powertools Parser models) and outputs."""

@@ -1,0 +1,19 @@
+"""What the cutover Lambda is invoked with: by its one-time schedule, or by hand with the same payload."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from migration.identity import InstanceRef
+
+
+class CutoverRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance: InstanceRef
+    # The migration request the schedule was made for (the intake's request id), or an operator's own id.
+    request_id: Annotated[str, Field(min_length=1, max_length=128)]
+    requested_by: Literal["schedule", "operator"] = "schedule"
+    cutover_at: AwareDatetime | None = None

@@ -1,0 +1,104 @@
+"""Each Lambda's settings: one frozen object, read from the environment once, at cold start.
+
+The names are the environment variables the SAM template (infra/aws) sets. A missing or invalid
+setting raises ``SettingsError`` naming it, so the function fails at init saying what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
+
+from migration.readiness import ApplianceLocation
+
+# EventBridge retries a failed delivery for up to 24 h; a shorter window would let a late retry run again.
+MIN_IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
+# Lambda's own limit is 900 s; the wait for the source to stop must leave time to tag and emit.
+MAX_STOP_TIMEOUT_SECONDS = 840
+
+
+class SettingsError(RuntimeError):
+    """The environment lacks a setting or has an invalid one; the message names each."""
+
+
+class LambdaSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    service_name: str = Field(alias="POWERTOOLS_SERVICE_NAME", min_length=1)
+    metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
+    # Local stack only: the virtual clock file shared with the ASR simulator and the Functions host.
+    clock_file: str | None = Field(default=None, alias="AWS2AZURE_CLOCK_FILE")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Self:
+        # CloudFormation sets an unused optional parameter as "": that is "not set", not an invalid value.
+        env = {k: v for k, v in (os.environ if environ is None else environ).items() if v.strip()}
+        try:
+            return cls.model_validate(env)
+        except ValidationError as exc:
+            missing = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing"]
+            invalid = [
+                f"{e['loc'][0] if e['loc'] else 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+                if e["type"] != "missing"
+            ]
+            parts = []
+            if missing:
+                parts.append("missing environment variables: " + ", ".join(missing))
+            if invalid:
+                parts.append("invalid environment variables: " + "; ".join(invalid))
+            raise SettingsError(f"{cls.__name__}: " + "; ".join(parts)) from None
+
+
+class QueueSettings(LambdaSettings):
+    """Where the events go: the Azure Storage queue, with an add-only SAS kept in Secrets Manager."""
+
+    azure_queue_url: str = Field(alias="AZURE_QUEUE_URL", pattern=r"^https?://[^/]+/.+")
+    azure_queue_sas_secret_arn: str = Field(alias="AZURE_QUEUE_SAS_SECRET_ARN", min_length=1)
+    # How long a secret read from Secrets Manager is reused before it is read again.
+    secret_cache_seconds: int = Field(default=300, ge=0, le=3600, alias="SECRET_CACHE_SECONDS")
+
+
+class IntakeSettings(QueueSettings):
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    idempotency_window_seconds: int = Field(
+        default=MIN_IDEMPOTENCY_WINDOW_SECONDS + 3600,
+        ge=MIN_IDEMPOTENCY_WINDOW_SECONDS,
+        alias="IDEMPOTENCY_WINDOW_SECONDS",
+    )
+    appliance_cidr: IPvAnyNetwork | None = Field(default=None, alias="APPLIANCE_CIDR")
+    appliance_security_group_id: str | None = Field(default=None, alias="APPLIANCE_SECURITY_GROUP_ID")
+    cutover_function_arn: str = Field(alias="CUTOVER_FUNCTION_ARN", pattern=r"^arn:")
+    scheduler_group_name: str = Field(alias="SCHEDULER_GROUP_NAME", min_length=1)
+    scheduler_role_arn: str = Field(alias="SCHEDULER_ROLE_ARN", pattern=r"^arn:")
+
+    @model_validator(mode="after")
+    def _appliance_located(self) -> IntakeSettings:
+        if self.appliance_cidr is None and not self.appliance_security_group_id:
+            raise ValueError("set APPLIANCE_CIDR and/or APPLIANCE_SECURITY_GROUP_ID (where the appliance is)")
+        return self
+
+    @property
+    def appliance(self) -> ApplianceLocation:
+        return ApplianceLocation(cidr=self.appliance_cidr, security_group_id=self.appliance_security_group_id)
+
+
+class CutoverSettings(QueueSettings):
+    stop_timeout_seconds: int = Field(default=300, ge=0, le=MAX_STOP_TIMEOUT_SECONDS, alias="STOP_TIMEOUT_SECONDS")
+    stop_poll_seconds: float = Field(default=5.0, gt=0, le=60, alias="STOP_POLL_SECONDS")
+
+
+class StatusSyncSettings(LambdaSettings):
+    status_api_url: str = Field(alias="STATUS_API_URL", pattern=r"^https?://")
+    status_api_key_secret_arn: str = Field(alias="STATUS_API_KEY_SECRET_ARN", min_length=1)
+    secret_cache_seconds: int = Field(default=300, ge=0, le=3600, alias="SECRET_CACHE_SECONDS")
+    status_api_timeout_seconds: float = Field(default=10.0, gt=0, le=60, alias="STATUS_API_TIMEOUT_SECONDS")
+
+
+class ReconcileSettings(LambdaSettings):
+    intake_function_name: str = Field(alias="INTAKE_FUNCTION_NAME", min_length=1)
+    # Bounds one run, so a backlog is worked off over several runs instead of timing one out.
+    reconcile_max_per_run: int = Field(default=200, ge=1, le=1000, alias="RECONCILE_MAX_PER_RUN")
