@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
 DATA = Path(__file__).parent / "data"
-REFERENCE = DATA / "aws-events"
+# The real AWS samples, read where they are kept (../shared/reference beside the clone), not copied.
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "aws-events"
 TAG_CHANGE_SAMPLE = REFERENCE / "aws-auto-alarm_README_tag-change-on-resource-ec2.json"
 SCHEDULED_SAMPLE = REFERENCE / "event-scheduled.json"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
@@ -21,10 +20,9 @@ from aws_lambda.settings import (
     StatusSyncSettings,
 )
 from migration.identity import InstanceRef
-from tests.aws.aws_test_support import DATA, SCHEDULED_SAMPLE, TAG_CHANGE_SAMPLE, reference_event
+from tests.aws.aws_test_support import SCHEDULED_SAMPLE, TAG_CHANGE_SAMPLE, reference_event
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_SAMPLES = REPO.parent / "shared" / "reference" / "aws-events"
 
 INTAKE_ENV = {
     "POWERTOOLS_SERVICE_NAME": "aws2azure",
@@ -95,12 +93,6 @@ def test_the_scheduled_event_sample_parses_as_a_trigger() -> None:
 
     assert trigger.id == "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c"
     assert trigger.detail_type == "Scheduled Event"
-
-
-@pytest.mark.skipif(not SHARED_SAMPLES.exists(), reason="the shared reference set is not beside this clone")
-@pytest.mark.parametrize("path", sorted((DATA / "aws-events").glob("*.json")), ids=lambda p: p.name)
-def test_the_sample_copies_equal_the_shared_reference(path: Path) -> None:
-    assert path.read_bytes() == (SHARED_SAMPLES / path.name).read_bytes()
 
 
 def test_a_cutover_request_rejects_unknown_fields_and_bad_instances() -> None:
