@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
