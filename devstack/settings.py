@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".state"
 SETTINGS_FILE_NAME = "stack.json"
+# The AMIs moto's server offers (Windows and Linux, HVM and one paravirtual, x86_64 and arm64), so
+# every local stack, test and demo sees the same realistic images.
+MOTO_AMIS_FILE = Path(__file__).resolve().parent / "data" / "amis.json"
 # Azurite's well-known development account: public, documented, and only ever used on loopback.
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -89,9 +92,7 @@ class StackSettings(BaseModel):
     def load(cls, path: Path | None = None) -> StackSettings:
         source = path or state_dir() / SETTINGS_FILE_NAME
         if not source.exists():
-            raise FileNotFoundError(
-                f"no stack settings at {source}: start the local stack with 'aws2azure stack up'"
-            )
+            raise FileNotFoundError(f"no stack settings at {source}: start the local stack with 'aws2azure stack up'")
         return cls.model_validate_json(source.read_text())
 
     def aws_environment(self) -> dict[str, str]:

@@ -30,13 +30,12 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
-DATA = Path(__file__).parent / "data"
 # The real AWS samples, read where they are kept (../shared/reference beside the clone), not copied.
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "aws-events"
 TAG_CHANGE_SAMPLE = REFERENCE / "aws-auto-alarm_README_tag-change-on-resource-ec2.json"
 SCHEDULED_SAMPLE = REFERENCE / "event-scheduled.json"
 
-# AMIs in tests/aws/data/amis.json (moto's server loads that list instead of its default one).
+# AMIs in devstack/data/amis.json (every local stack's moto server loads that list).
 AMI_UBUNTU = "ami-785db401"
 AMI_WINDOWS = "ami-b7e93bce"
 AMI_RHEL = "ami-bb9a6bc2"

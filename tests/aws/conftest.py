@@ -11,7 +11,8 @@ from azure.storage.queue import QueueClient
 
 from aws_lambda.local import QUEUE_NAME, provision
 from devstack.launcher import Stack
-from tests.aws.aws_test_support import DATA, LocalAws, QueueReader
+from devstack.settings import MOTO_AMIS_FILE
+from tests.aws.aws_test_support import LocalAws, QueueReader
 
 
 def _with_env(values: Mapping[str, str]) -> Callable[[], None]:
@@ -32,7 +33,7 @@ def _with_env(values: Mapping[str, str]) -> Callable[[], None]:
 def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     stack = Stack(tmp_path_factory.mktemp("aws-stack"))
     # Only moto's server process reads this (at its start): our AMI list, with arm64 and FreeBSD images.
-    restore = _with_env({"MOTO_AMIS_PATH": str(DATA / "amis.json")})
+    restore = _with_env({"MOTO_AMIS_PATH": str(MOTO_AMIS_FILE)})
     try:
         settings = stack.up(["moto", "azurite"], quiet=True)
     finally:
