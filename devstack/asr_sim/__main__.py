@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from devstack.asr_sim.server import main
+
+main()
