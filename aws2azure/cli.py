@@ -125,7 +125,7 @@ def status(
         if as_json:
             typer.echo(json.dumps(detail, indent=2))
             return
-        record = detail.get("record", detail)
+        record = detail["migration"]
         Console().print(migrations_table([record]))
         events = Table("at", "kind", "phase", "message")
         for event in detail.get("events", []):

@@ -9,6 +9,7 @@ long replication takes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,15 +90,15 @@ class InstanceMigration:
     def _absorb_events(self) -> Flow:
         """Act on external events that have arrived, whatever the orchestration is doing."""
         if self.cancel_event.is_completed:
-            payload = self.cancel_event.result
+            payload = _event_payload(self.cancel_event.result)
             self.cancel_event = self._wait_for(names.EVENT_CANCEL_REQUESTED)
             yield from self._on_cancel(payload)
         if self.failover_event.is_completed:
-            payload = self.failover_event.result
+            payload = _event_payload(self.failover_event.result)
             self.failover_event = self._wait_for(names.EVENT_FAILOVER_REQUESTED)
             yield from self._on_failover_request(payload)
         if self.plan_done_event.is_completed:
-            payload = self.plan_done_event.result
+            payload = _event_payload(self.plan_done_event.result)
             self.plan_done_event = self._wait_for(names.EVENT_PLAN_CUTOVER_DONE)
             if self.state.stage not in (Stage.COMPLETE, Stage.WATCH_COMPLETE, Stage.DONE):
                 # The wave's recovery plan failed over and committed this instance: complete it.
@@ -386,6 +387,17 @@ _PHASE_WATCH = {
     Phase.COMMITTING: Stage.WATCH_COMMIT,
     Phase.COMPLETING: Stage.WATCH_COMPLETE,
 }
+
+
+def _event_payload(raw: Any) -> Any:
+    """The event's data as sent. The Python Durable client JSON-encodes ``event_data`` and then posts it
+    as JSON again, so on Azure (and on the local host) a dict arrives as its JSON text."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
 
 
 def _describe(outcome: Outcome) -> str:

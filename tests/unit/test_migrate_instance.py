@@ -6,6 +6,7 @@ replication takes a given time); the orchestrator under test is the real one.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -370,4 +371,14 @@ def test_a_member_claimed_by_its_wave_waits_for_the_plan_and_then_completes() ->
     made = calls(replay)
     assert made["start_commit"] == 0
     assert made["start_complete_migration"] == 1
+    assert replay.output["outcome"] == "Migrated"
+
+
+def test_an_event_payload_sent_as_json_text_is_understood() -> None:
+    """The Python Durable client double-encodes event data; the orchestrator decodes it."""
+    world = World()
+    replay = Replay(HANDLE, request(), START)
+    as_text = raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, json.dumps(failover_event()))
+    replay.run(world, before_episode=as_text)
+    assert calls(replay)["start_failover"] == 1
     assert replay.output["outcome"] == "Migrated"

@@ -1,0 +1,105 @@
+"""The demo's AWS estate on moto and the matching machines the ASR appliance has discovered."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from devstack.asr_sim.control import SimulatorControl
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+AMI_WINDOWS_2016 = "ami-b7e93bce"
+AMI_UBUNTU_1604 = "ami-785db401"
+AMI_RHEL_74 = "ami-bb9a6bc2"
+AMI_SLES_12 = "ami-35e92e4c"
+AMI_SLES_11_PV = "ami-fa7cdd89"
+# Windows and Linux, as a real estate mixes them; each with its OS name as the appliance reports it.
+IMAGES: list[tuple[str, Literal["Windows", "Linux"], str]] = [
+    (AMI_WINDOWS_2016, "Windows", "Windows Server 2016 Datacenter"),
+    (AMI_UBUNTU_1604, "Linux", "Ubuntu 16.04 LTS"),
+    (AMI_RHEL_74, "Linux", "Red Hat Enterprise Linux 7.4"),
+    (AMI_SLES_12, "Linux", "SUSE Linux Enterprise Server 12 SP3"),
+]
+SIZES = ["m5.large", "m5.xlarge", "c5.2xlarge", "r5.large", "t3.medium"]
+ASR_PORTS = (443, 9443)
+
+
+@dataclass(frozen=True)
+class DemoInstance:
+    instance_id: str
+    private_ip: str
+    os_type: Literal["Windows", "Linux"]
+    wave: str
+    expected: Literal["Migrated", "NotReady"]
+    why: str = ""
+
+
+def _group(ec2: EC2Client, vpc_id: str, name: str, appliance_group: str, ports: tuple[int, ...]) -> str:
+    group_id = ec2.create_security_group(GroupName=f"{name}-{uuid.uuid4().hex[:6]}", Description=name, VpcId=vpc_id)[
+        "GroupId"
+    ]
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "UserIdGroupPairs": [{"GroupId": appliance_group}]}
+            for port in ports
+        ],
+    )
+    return group_id
+
+
+def build_fleet(
+    ec2: EC2Client, sim: SimulatorControl, *, vpc_id: str, appliance_group: str, count: int, waves: tuple[str, str]
+) -> list[DemoInstance]:
+    """``count`` instances over two waves; two of them deliberately not ready (one PV, one blocking 9443)."""
+    ready_group = _group(ec2, vpc_id, "app-servers", appliance_group, ASR_PORTS)
+    blocked_group = _group(ec2, vpc_id, "legacy-443-only", appliance_group, (443,))
+    fleet: list[DemoInstance] = []
+    for index in range(count):
+        image, os_type, os_name = IMAGES[index % len(IMAGES)]
+        group, expected, why = ready_group, "Migrated", ""
+        if index == count - 1:
+            image, os_type, os_name, why = AMI_SLES_11_PV, "Linux", "SUSE Linux Enterprise Server 11 SP4", "PV"
+            expected = "NotReady"
+        elif index == count - 2:
+            group, expected, why = blocked_group, "NotReady", "security group blocks 9443"
+        wave = waves[index % 2]
+        raw = ec2.run_instances(
+            ImageId=image, MinCount=1, MaxCount=1, InstanceType=SIZES[index % len(SIZES)],  # type: ignore[arg-type]
+            SecurityGroupIds=[group],
+            TagSpecifications=[{"ResourceType": "instance",
+                                "Tags": [{"Key": "Name", "Value": f"demo-{wave}-{index:02d}"}]}],
+        )["Instances"][0]  # fmt: skip
+        instance = DemoInstance(raw["InstanceId"], raw["PrivateIpAddress"], os_type, wave, expected, why)  # type: ignore[arg-type]
+        # Disks and churn differ per machine so the wave replicates with a realistic spread.
+        disks = [64 + 32 * (index % 3)] + ([256 + 128 * (index % 4)] if index % 3 else [])
+        sim.seed_machine(instance.private_ip, os_type, os_name, disks, churn_mb_per_day=2048.0 * (1 + index % 5),
+                         friendly_name=instance.instance_id)  # fmt: skip
+        fleet.append(instance)
+    return fleet
+
+
+def tag_change_event(*, account: str, region: str, instance_id: str, tags: dict[str, str], changed: list[str],
+                     version: int) -> dict[str, Any]:  # fmt: skip
+    """EventBridge's "Tag Change on Resource" for an EC2 instance, as AWS sends it (moto sends none)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Tag Change on Resource",
+        "source": "aws.tag",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"],
+        "detail": {
+            "changed-tag-keys": changed,
+            "service": "ec2",
+            "resource-type": "instance",
+            "version": version,
+            "tags": tags,
+        },
+    }
