@@ -1,0 +1,1121 @@
+"""Azure Site Recovery, InMageRcm only, behind ``migration.ports.AsrGateway``.
+
+One SDK (azure-mgmt-recoveryservicessiterecovery 2.0.0), one client per worker, injected. Every SDK
+error leaves this module as a ``migration.errors`` type, chosen by HTTP status and exception class,
+never by message text. Long-running operations are started with polling off; the ASR job id is read
+from the 202's headers and the orchestrator watches the job with durable timers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
+from azure.mgmt.recoveryservicessiterecovery import models as asr
+
+from migration.errors import (
+    InvalidInput,
+    MigrationError,
+    NotFound,
+    PermanentCloudError,
+    PreconditionFailed,
+    ThrottledError,
+    TransientCloudError,
+)
+from migration.ports import (
+    FINISHED_JOB_STATES,
+    AsrJob,
+    DiscoveredMachine,
+    JobState,
+    ReplicationPlan,
+    ReplicationState,
+)
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.core.pipeline import PipelineResponse
+
+    from functions.settings import FunctionSettings
+
+INSTANCE_TYPE = "InMageRcm"
+ResponseHook = Callable[["PipelineResponse[Any, Any]"], None]
+# ASR names the Azure side of every Azure-bound recovery plan with this literal fabric id.
+AZURE_RECOVERY_FABRIC_ID = "Microsoft Azure"
+MAX_RECOVERY_PLAN_ITEMS = 100  # ASR's own cap per recovery plan
+
+# allowedOperations values (ASR's spelling).
+OP_TEST_FAILOVER = "TestFailover"
+OP_TEST_FAILOVER_CLEANUP = "TestFailoverCleanup"
+OP_UNPLANNED_FAILOVER = "UnplannedFailover"
+OP_COMMIT = "Commit"
+OP_COMPLETE_MIGRATION = "CompleteMigration"
+OP_DISABLE_PROTECTION = "DisableProtection"
+# Operations ASR offers only once a failover has happened (see DESIGN.md's verified sequence).
+POST_FAILOVER_OPERATIONS = frozenset({OP_COMMIT.lower(), OP_COMPLETE_MIGRATION.lower()})
+FAILOVER_SCENARIOS = frozenset({"unplannedfailover", "failover", "plannedfailover"})
+
+KNOWN_JOB_STATES: frozenset[str] = frozenset(
+    {"NotStarted", "InProgress", "Succeeded", "Failed", "Cancelled", "Suspended"}
+)
+# ASR also reports transitional states; the orchestrator only needs to know they are not finished.
+JOB_STATE_ALIASES: Mapping[str, JobState] = {"cancelling": "InProgress", "suspending": "InProgress"}
+
+# How this client retries, and why. The SDK's RetryPolicy (azure-core) by default retries 10 times
+# in all, 3 times per kind, and for *every* response >= 400 that carries Retry-After (any method,
+# POST failovers included) it sleeps for Retry-After in real time inside the activity. Our own
+# retry lives one level up: the orchestrator re-schedules the activity after a durable timer sized
+# from ThrottledError.retry_after_seconds, re-reading allowedOperations first. Two layers of retry
+# would multiply (3 SDK tries x N durable tries) and block a Functions worker while sleeping, so:
+#   - status retries off: 429 / 5xx come straight back as ThrottledError / TransientCloudError;
+#   - read retries off: the server may already have acted on a POST, so never re-send it blindly;
+#   - connect retries 2: the request never reached ASR, so re-sending is safe and cheap (the SDK
+#     re-sends GET/PUT/DELETE only, never a POST).
+# Measured against the simulator: one 429 or 503 = exactly one request served (tests/adapters).
+SDK_RETRY_SETTINGS: Mapping[str, Any] = {
+    "retry_total": 2,
+    "retry_connect": 2,
+    "retry_read": 0,
+    "retry_status": 0,
+    "retry_backoff_factor": 0.5,
+}
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+JOB_SCAN_LIMIT = 200  # jobs to look through when an existing item's enable job must be found again
+
+
+# --------------------------------------------------------------------------------------------------
+# Client and credential (used by the composition root, once per worker)
+# --------------------------------------------------------------------------------------------------
+
+
+class LocalSimulatorOnlyCredential:
+    """A fixed bearer token for the project's local ASR simulator. NOT a production credential.
+
+    The simulator does not validate tokens; the SDK's bearer policy just needs one to send. In Azure
+    the Function App uses its managed identity (``build_asr_credential``).
+    """
+
+    TOKEN = "aws2azure-local-simulator-token"
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self.TOKEN, int(time.time()) + 3600)
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_asr_credential(settings: FunctionSettings) -> TokenCredential:
+    """The simulator's fixed token on loopback, else the Function App's identity.
+
+    DefaultAzureCredential resolves to the managed identity in Azure (AZURE_CLIENT_ID selects a
+    user-assigned one) and to a developer's login elsewhere.
+    """
+    if settings.asr_base_url and is_loopback_url(settings.asr_base_url):
+        return LocalSimulatorOnlyCredential()
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def build_site_recovery_client(settings: FunctionSettings, credential: TokenCredential) -> SiteRecoveryManagementClient:
+    """One client per worker. ASR_BASE_URL / ASR_CA_BUNDLE point it at the local simulator."""
+    options: dict[str, Any] = dict(SDK_RETRY_SETTINGS)
+    if isinstance(credential, LocalSimulatorOnlyCredential) and not (
+        settings.asr_base_url and is_loopback_url(settings.asr_base_url)
+    ):
+        raise RuntimeError(
+            "LocalSimulatorOnlyCredential is for the local ASR simulator only; "
+            "set ASR_BASE_URL to the simulator's loopback URL or use the managed identity"
+        )
+    if settings.asr_base_url:
+        options["base_url"] = settings.asr_base_url
+    if settings.asr_ca_bundle:
+        options["connection_verify"] = settings.asr_ca_bundle
+    return SiteRecoveryManagementClient(credential, settings.asr_subscription_id, **options)
+
+
+# --------------------------------------------------------------------------------------------------
+# Error translation: by status code and exception type only
+# --------------------------------------------------------------------------------------------------
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` / ``x-ms-retry-after-ms`` / ``Retry-After``."""
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        raw = _header(headers, name)
+        if raw:
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(raw) / 1000.0)
+    raw = _header(headers, "Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def translate_http_error(error: HttpResponseError, action: str) -> MigrationError:
+    status = error.status_code
+    code = error.error.code if error.error is not None else None
+    detail = (error.error.message if error.error is not None else None) or error.reason or str(error)
+    text = f"{action}: ASR answered {status} {code or ''}: {detail}".replace("  ", " ")
+    headers: Mapping[str, str] | None = getattr(error.response, "headers", None)
+    if status == 429:
+        return ThrottledError(text, retry_after_seconds=retry_after_seconds(headers))
+    if status is None or status >= 500 or status == 408:
+        return TransientCloudError(text, retry_after_seconds=retry_after_seconds(headers))
+    if status == 404:
+        return NotFound(text, code=code or "NotFound")
+    if status in (409, 412):
+        return PreconditionFailed(text, code=code or "Conflict")
+    return PermanentCloudError(text, code=code or f"Http{status}")
+
+
+@contextlib.contextmanager
+def translated_errors(action: str) -> Iterator[None]:
+    """Run SDK calls; re-raise whatever they raise as a ``migration.errors`` type."""
+    try:
+        yield
+    except HttpResponseError as exc:
+        translated = translate_http_error(exc, action)
+        # The error keeps its response, and an open response keeps its socket past the client's
+        # close(); the body has been read, so release it.
+        close = getattr(exc.response, "close", None)
+        if callable(close):
+            close()
+        raise translated from exc
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise TransientCloudError(f"{action}: could not reach ASR: {exc.message}") from exc
+    except AzureError as exc:
+        raise TransientCloudError(f"{action}: {type(exc).__name__}: {exc.message}") from exc
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure mappings (unit-tested without a server)
+# --------------------------------------------------------------------------------------------------
+
+
+def last_segment(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def job_name_from_id(job_id: str | None) -> str | None:
+    """A job name from a job ARM id or a bare name; ASR's placeholder ``.../replicationJobs/None`` is none."""
+    if not job_id:
+        return None
+    name = last_segment(job_id.split("?", 1)[0])
+    return None if not name or name.lower() == "none" else name
+
+
+def job_name_from_operation_url(url: str | None) -> str | None:
+    """The ASR job behind a 202's Location / Azure-AsyncOperation URL.
+
+    ASR's Location is ``.../replicationJobs/{job}/operationresults/{job}`` (Azure PowerShell's
+    GetJobIdFromReponseLocation takes the segment after ``operationresults``); a bare
+    ``.../replicationJobs/{job}`` and ASR's ``.../replicationOperationStatus/{job}`` are read too.
+    """
+    if not url:
+        return None
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    lowered = [s.lower() for s in segments]
+    for marker in ("operationresults", "replicationjobs", "replicationoperationstatus"):
+        if marker in lowered:
+            index = len(lowered) - 1 - lowered[::-1].index(marker)
+            if index + 1 < len(segments):
+                name = segments[index + 1]
+                if name.lower() != "none":
+                    return name
+    return None
+
+
+def job_name_from_headers(headers: Mapping[str, str] | None) -> str | None:
+    for name in ("Location", "Azure-AsyncOperation"):
+        job = job_name_from_operation_url(_header(headers, name))
+        if job:
+            return job
+    return None
+
+
+_IP_SPLIT = re.compile(r"[\s,;]+")
+
+
+def _ip_list(*values: object) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in values:
+        candidates: Iterable[object]
+        if isinstance(value, str):
+            candidates = _IP_SPLIT.split(value)
+        elif isinstance(value, list | tuple):
+            candidates = value
+        else:
+            continue
+        for candidate in candidates:
+            text = str(candidate).strip()
+            if text and text not in found:
+                found.append(text)
+    return tuple(found)
+
+
+def discovered_machine_from(item: asr.ProtectableItem, *, fabric_name: str, container_name: str) -> DiscoveredMachine:
+    """A protectable item as the core sees it. customDetails is read by REST name so that any
+    provider's shape (VMwareVirtualMachine's single ``ipAddress``, or a list) is understood."""
+    props = item.properties or asr.ProtectableItemProperties()
+    details: Mapping[str, Any] = props.custom_details or {}
+    disks = details.get("diskDetails") or details.get("disks") or []
+    disk_ids = tuple(
+        str(d.get("diskId") or d.get("diskName")) for d in disks if isinstance(d, Mapping) and d.get("diskId")
+    )
+    return DiscoveredMachine(
+        name=item.name or "",
+        fabric_name=fabric_name,
+        container_name=container_name,
+        friendly_name=props.friendly_name or item.name or "",
+        ip_addresses=_ip_list(details.get("ipAddress"), details.get("ipAddresses")),
+        os_type=str(details.get("osType") or ""),
+        os_name=str(details.get("osName") or details.get("operatingSystemName") or ""),
+        disk_ids=disk_ids,
+    )
+
+
+def _normalise_os(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9.]+", " ", text.lower()).split())
+
+
+@dataclass(frozen=True)
+class SupportedOs:
+    """One entry of replicationSupportedOperatingSystems for one provider."""
+
+    os_type: str
+    os_name: str
+    versions: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.os_name} {'/'.join(self.versions)}".strip()
+
+
+def supported_os_list(
+    supported: asr.SupportedOperatingSystems, instance_type: str = INSTANCE_TYPE
+) -> list[SupportedOs]:
+    result: list[SupportedOs] = []
+    properties = supported.properties or asr.SupportedOSProperties()
+    for entry in properties.supported_os_list or []:
+        if (entry.instance_type or "").lower() != instance_type.lower():
+            continue
+        for os_details in entry.supported_os or []:
+            versions = tuple(v.version for v in os_details.os_versions or [] if v.version)
+            result.append(SupportedOs(os_details.os_type or "", os_details.os_name or "", versions))
+    return result
+
+
+def os_is_supported(os_type: str, os_name: str, supported: Iterable[SupportedOs]) -> bool:
+    """The OS name starts with a listed name of the same OS type, and what follows starts with one of
+    its versions (``22.04`` covers ``22.04.3 LTS``, ``9`` covers ``9.2`` but not ``90``).
+
+    A name that is exactly a listed name is supported too: ASR lists some systems by full product
+    name with a kernel version beside it (``Windows Server 2008 R2 Datacenter``, version 6.1).
+    """
+    name = _normalise_os(os_name)
+    if not name:
+        return False
+    for entry in supported:
+        listed = _normalise_os(entry.os_name)
+        if entry.os_type.lower() != os_type.lower() or not listed:
+            continue
+        if name != listed and not name.startswith(listed + " "):
+            continue
+        rest = name[len(listed) :].strip()
+        if not rest or not entry.versions:
+            return True
+        if any(re.match(re.escape(v.lower()) + r"(?![0-9])", rest) for v in entry.versions):
+            return True
+    return False
+
+
+def _text(value: str | Enum | None) -> str:
+    """The SDK gives known enum values as str-Enums, whose str() is ``Class.MEMBER``."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    return value or ""
+
+
+def _health_error_text(error: asr.HealthError) -> str:
+    message = error.summary_message or error.error_message or error.possible_causes or ""
+    code = error.error_code or error.error_type or "HealthError"
+    return f"{code}: {message}" if message else code
+
+
+def replication_state_from(item: asr.ReplicationProtectedItem) -> ReplicationState:
+    props = item.properties or asr.ReplicationProtectedItemProperties()
+    details = props.provider_specific_details
+    rcm = details if isinstance(details, asr.InMageRcmReplicationDetails) else None
+    health_errors = [_health_error_text(e) for e in props.health_errors or []]
+    progress: int | None = None
+    rpo: int | None = None
+    last_point: datetime | None = None
+    if rcm is not None:
+        progress = rcm.initial_replication_progress_percentage
+        rpo = rcm.last_rpo_in_seconds
+        last_point = rcm.last_recovery_point_received
+        progress_health = _text(rcm.initial_replication_progress_health)
+        # NoProgress / SlowProgress is how ASR says a replication has stalled; the orchestrator
+        # reads health_errors, so it is surfaced there even when ASR raised no health error yet.
+        if progress_health and progress_health not in ("None", "InProgress"):
+            health_errors.append(f"InitialReplicationProgress: {progress_health}")
+        for disk in rcm.protected_disks or []:
+            health_errors.extend(
+                f"disk {disk.disk_name or disk.disk_id}: {_health_error_text(e)}"
+                for e in getattr(disk, "health_errors", None) or []
+            )
+    return ReplicationState(
+        protected_item_name=item.name or "",
+        protection_state=props.protection_state or "Unknown",
+        replication_health=props.replication_health or "None",
+        allowed_operations=frozenset(props.allowed_operations or []),
+        progress_percent=None if progress is None else max(0, min(100, int(progress))),
+        rpo_seconds=rpo,
+        failover_health=props.failover_health,
+        active_location=props.active_location,
+        test_failover_state=props.test_failover_state,
+        health_errors=tuple(dict.fromkeys(health_errors)),
+        last_recovery_point=last_point,
+    )
+
+
+def _job_error_text(error: asr.JobErrorDetails) -> str:
+    service = error.service_error_details
+    if service is not None and (service.code or service.message):
+        return f"{service.code or 'ServiceError'}: {service.message or ''}".rstrip(": ")
+    provider = error.provider_error_details
+    if provider is not None:
+        return f"{provider.error_code or 'ProviderError'}: {provider.error_message or ''}".rstrip(": ")
+    return "unknown job error"
+
+
+def job_from(job: asr.Job) -> AsrJob:
+    props = job.properties or asr.JobProperties()
+    raw_state = props.state or "NotStarted"
+    if raw_state in KNOWN_JOB_STATES:
+        state = cast(JobState, raw_state)
+    else:
+        state = JOB_STATE_ALIASES.get(raw_state.lower(), "InProgress")
+    errors = [_job_error_text(e) for e in props.errors or []]
+    for task in props.tasks or []:
+        errors.extend(_job_error_text(e) for e in task.errors or [])
+    return AsrJob(
+        job_id=job.name or "",
+        state=state,
+        display_name=props.friendly_name or props.scenario_name or "",
+        errors=tuple(dict.fromkeys(errors)),
+    )
+
+
+def _allowed(props: asr.ReplicationProtectedItemProperties | asr.RecoveryPlanProperties) -> list[str]:
+    return list(props.allowed_operations or [])
+
+
+def _is_allowed(allowed: Sequence[str], operation: str) -> bool:
+    return operation.lower() in {op.lower() for op in allowed}
+
+
+def has_failed_over(props: asr.ReplicationProtectedItemProperties) -> bool:
+    """ASR says a failover already happened: the item is active in Azure, or offers only the
+    operations that follow a failover (Commit / CompleteMigration) and no longer a failover."""
+    if (props.active_location or "").lower() == "recovery":
+        return True
+    allowed = {op.lower() for op in _allowed(props)}
+    return bool(allowed & POST_FAILOVER_OPERATIONS) and OP_UNPLANNED_FAILOVER.lower() not in allowed
+
+
+def running_scenario_job(scenario: asr.CurrentScenarioDetails | None, scenarios: frozenset[str]) -> str | None:
+    if scenario is None or (scenario.scenario_name or "").lower() not in scenarios:
+        return None
+    return job_name_from_id(scenario.job_id)
+
+
+def scenario_in_flight(scenario: asr.CurrentScenarioDetails | None) -> str | None:
+    """The scenario ASR is running on an item or plan; ``None`` (ASR's own word) when idle."""
+    if scenario is None or job_name_from_id(scenario.job_id) is None:
+        return None
+    name = scenario.scenario_name or ""
+    return None if name.lower() in ("", "none") else name
+
+
+def _discovery_site_id(fabric: asr.Fabric) -> str:
+    details = fabric.properties.custom_details if fabric.properties else None
+    if not isinstance(details, asr.InMageRcmFabricSpecificDetails):
+        return ""
+    return details.physical_site_id or details.vmware_site_id or ""
+
+
+def _started(job: asr.Job) -> datetime:
+    start = job.properties.start_time if job.properties else None
+    return start or datetime.min.replace(tzinfo=UTC)
+
+
+def _tags(tags: Mapping[str, str]) -> list[asr.UserCreatedResourceTag]:
+    return [asr.UserCreatedResourceTag(tag_name=k, tag_value=v) for k, v in sorted(tags.items())]
+
+
+# --------------------------------------------------------------------------------------------------
+# The adapter
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VaultTopology:
+    """What every call needs and nothing changes during a migration: resolved once per worker."""
+
+    fabric_name: str
+    fabric_id: str
+    container_name: str
+    container_id: str
+    process_server_id: str
+    policy_id: str
+    # The appliance's discovery site (Microsoft.OffAzure); discovered machines are its children.
+    discovery_site_id: str = ""
+
+    def discovery_machine_id(self, machine_name: str) -> str:
+        return f"{self.discovery_site_id}/machines/{machine_name}" if self.discovery_site_id else ""
+
+
+class AzureSiteRecoveryGateway:
+    """``AsrGateway`` over the real SDK client (InMageRcm, the modernized appliance path)."""
+
+    def __init__(
+        self,
+        client: SiteRecoveryManagementClient,
+        *,
+        resource_group: str,
+        vault_name: str,
+        policy_name: str,
+        target_resource_group_id: str,
+        target_network_id: str,
+        default_subnet: str,
+        default_tags: Mapping[str, str] | None = None,
+        default_vm_size: str | None = None,
+        test_network_id: str | None = None,
+        cache_storage_account_id: str | None = None,
+        target_disk_type: str = "Standard_LRS",
+        fabric_name: str | None = None,
+    ) -> None:
+        self._client = client
+        self._rg = resource_group
+        self._vault = vault_name
+        self._policy_name = policy_name
+        self._target_rg_id = target_resource_group_id
+        self._target_network_id = target_network_id
+        # A test failover belongs in an isolated network; without one it uses the target network.
+        self._test_network_id = test_network_id or target_network_id
+        self._default_subnet = default_subnet
+        self._default_tags = dict(default_tags or {})
+        self._default_vm_size = default_vm_size
+        self._cache_storage_account_id = cache_storage_account_id
+        self._disk_type = target_disk_type
+        self._fabric_name = fabric_name
+        self._topology: VaultTopology | None = None
+        self._supported_os: list[SupportedOs] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, client: SiteRecoveryManagementClient, settings: FunctionSettings, **overrides: Any
+    ) -> AzureSiteRecoveryGateway:
+        options: dict[str, Any] = {
+            "resource_group": settings.asr_resource_group,
+            "vault_name": settings.asr_vault_name,
+            "policy_name": settings.asr_policy_name,
+            "target_resource_group_id": settings.target_resource_group_id,
+            "target_network_id": settings.target_network_id,
+            "default_subnet": settings.target_default_subnet,
+            "default_tags": settings.target_tags,
+            "default_vm_size": settings.target_default_vm_size,
+        }
+        options.update(overrides)
+        return cls(client, **options)
+
+    # ---- topology, resolved once --------------------------------------------------------------
+
+    @property
+    def topology(self) -> VaultTopology:
+        if self._topology is None:
+            with self._lock:
+                if self._topology is None:
+                    self._topology = self._resolve_topology()
+        return self._topology
+
+    def _resolve_topology(self) -> VaultTopology:
+        fabric = self._resolve_fabric()
+        fabric_name = fabric.name or ""
+        with translated_errors(f"list protection containers of fabric {fabric_name}"):
+            containers = list(
+                self._client.replication_protection_containers.list_by_replication_fabrics(
+                    self._rg, self._vault, fabric_name
+                )
+            )
+        if not containers:
+            raise NotFound(
+                f"fabric {fabric_name} in vault {self._vault} has no protection container",
+                code="ProtectionContainerNotFound",
+            )
+        container = containers[0]
+        with translated_errors(f"read replication policy {self._policy_name}"):
+            policy = self._client.replication_policies.get(self._rg, self._vault, self._policy_name)
+        policy_type = policy.properties.provider_specific_details if policy.properties else None
+        if policy_type is not None and (policy_type.instance_type or "") != INSTANCE_TYPE:
+            raise PreconditionFailed(
+                f"replication policy {self._policy_name} is for {policy_type.instance_type}, not {INSTANCE_TYPE}",
+                code="PolicyProviderMismatch",
+            )
+        return VaultTopology(
+            fabric_name=fabric_name,
+            fabric_id=fabric.id or "",
+            container_name=container.name or "",
+            container_id=container.id or "",
+            process_server_id=self._choose_process_server(fabric),
+            policy_id=policy.id or "",
+            discovery_site_id=_discovery_site_id(fabric),
+        )
+
+    def _resolve_fabric(self) -> asr.Fabric:
+        if self._fabric_name:
+            with translated_errors(f"read fabric {self._fabric_name}"):
+                return self._client.replication_fabrics.get(self._rg, self._vault, self._fabric_name)
+        with translated_errors(f"list fabrics of vault {self._vault}"):
+            fabrics = list(self._client.replication_fabrics.list(self._rg, self._vault))
+        rcm = [
+            f
+            for f in fabrics
+            if f.properties is not None
+            and f.properties.custom_details is not None
+            and (f.properties.custom_details.instance_type or "") == INSTANCE_TYPE
+        ]
+        if not rcm:
+            raise NotFound(
+                f"vault {self._vault} has no {INSTANCE_TYPE} fabric: register a replication appliance first",
+                code="ReplicationApplianceNotFound",
+            )
+        if len(rcm) > 1:
+            names = ", ".join(sorted(f.name or "?" for f in rcm))
+            raise PreconditionFailed(
+                f"vault {self._vault} has several {INSTANCE_TYPE} fabrics ({names}); configure which one to use",
+                code="AmbiguousFabric",
+            )
+        return rcm[0]
+
+    def _choose_process_server(self, fabric: asr.Fabric) -> str:
+        details = fabric.properties.custom_details if fabric.properties else None
+        servers = list(details.process_servers or []) if isinstance(details, asr.InMageRcmFabricSpecificDetails) else []
+        servers = [s for s in servers if s.id]
+        if not servers:
+            raise PreconditionFailed(
+                f"fabric {fabric.name} has no process server: the replication appliance is not registered",
+                code="ProcessServerNotFound",
+            )
+        healthy = [s for s in servers if (s.health or "").lower() == "normal"]
+        return (healthy or servers)[0].id or ""
+
+    # ---- discovery -----------------------------------------------------------------------------
+
+    def find_machine_by_ip(self, private_ip: str) -> DiscoveredMachine:
+        topo = self.topology
+        with translated_errors(f"list discovered machines in {topo.container_name}"):
+            items = list(
+                self._client.replication_protectable_items.list_by_replication_protection_containers(
+                    self._rg, self._vault, topo.fabric_name, topo.container_name
+                )
+            )
+        machines = [
+            discovered_machine_from(i, fabric_name=topo.fabric_name, container_name=topo.container_name) for i in items
+        ]
+        matches = [m for m in machines if private_ip in m.ip_addresses]
+        if not matches:
+            raise NotFound(
+                f"no machine discovered by the replication appliance has IP {private_ip}; "
+                "check that the Mobility service is installed and the appliance can reach it",
+                code="MachineNotDiscovered",
+            )
+        if len(matches) > 1:
+            names = ", ".join(f"{m.friendly_name} ({m.name})" for m in matches)
+            raise PreconditionFailed(
+                f"several discovered machines have IP {private_ip}: {names}; remove the stale ones",
+                code="AmbiguousMachine",
+            )
+        return matches[0]
+
+    def ensure_os_supported(self, machine: DiscoveredMachine) -> None:
+        """Checked against the API's InMageRcm list, never a hard-coded one.
+
+        The appliance's discovery (VMwareVirtualMachineDetails) reports only the OS type. When the OS
+        name is unknown, the type must be on ASR's list and ASR must offer InMageRcm for the machine
+        (supportedReplicationProviders), which it does not for an OS it cannot replicate.
+        """
+        supported = self._supported_operating_systems()
+        topo = self.topology
+        with translated_errors(f"read discovered machine {machine.friendly_name}"):
+            item = self._client.replication_protectable_items.get(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, machine.name
+            )
+        props = item.properties or asr.ProtectableItemProperties()
+        details: Mapping[str, Any] = props.custom_details or {}
+        os_type = str(details.get("osType") or machine.os_type)
+        os_name = str(details.get("osName") or machine.os_name)
+        same_type = [e for e in supported if e.os_type.lower() == os_type.lower()]
+        offered = ", ".join(e.describe() for e in same_type) or "none"
+        if os_name and not os_is_supported(os_type, os_name, supported):
+            raise PreconditionFailed(
+                f"{machine.friendly_name} runs {os_name} ({os_type}), which ASR {INSTANCE_TYPE} does not "
+                f"support; supported {os_type} systems: {offered}",
+                code="UnsupportedOperatingSystem",
+            )
+        providers = props.supported_replication_providers
+        if not same_type or (providers is not None and INSTANCE_TYPE not in providers):
+            readiness = "; ".join(props.protection_readiness_errors or []) or "no reason given"
+            raise PreconditionFailed(
+                f"ASR cannot replicate {machine.friendly_name} ({os_type or 'unknown OS type'}"
+                f"{', ' + os_name if os_name else ''}) with {INSTANCE_TYPE}: {readiness}; "
+                f"supported {os_type} systems: {offered}",
+                code="UnsupportedOperatingSystem",
+            )
+
+    def _supported_operating_systems(self) -> list[SupportedOs]:
+        if self._supported_os is None:
+            with translated_errors("read supported operating systems"):
+                answer = self._client.supported_operating_systems.get(
+                    self._rg, self._vault, instance_type=INSTANCE_TYPE
+                )
+            self._supported_os = supported_os_list(answer)
+        return self._supported_os
+
+    # ---- replication ---------------------------------------------------------------------------
+
+    def begin_enable_replication(self, machine: DiscoveredMachine, plan: ReplicationPlan) -> str:
+        topo = self.topology
+        name = machine.name
+        existing = self._find_item(name)
+        if existing is not None:
+            # Idempotent: a retried activity must not create the item twice.
+            return self._last_job_of(existing)
+        with translated_errors(f"read discovered machine {machine.friendly_name}"):
+            protectable = self._client.replication_protectable_items.get(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, name
+            )
+        readiness = list((protectable.properties or asr.ProtectableItemProperties()).protection_readiness_errors or [])
+        if readiness:
+            raise PreconditionFailed(
+                f"ASR cannot protect {machine.friendly_name} yet: {'; '.join(readiness)}",
+                code="ProtectionReadinessErrors",
+            )
+        enable_input = self._enable_input(protectable, plan)
+        job = self._start(
+            f"enable replication of {machine.friendly_name}",
+            lambda hook: self._client.replication_protected_items.begin_create(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, name, enable_input,
+                polling=False, raw_response_hook=hook,
+            ),
+        )  # fmt: skip
+        return job or self._last_job_of(self._get_item(name))
+
+    def _enable_input(self, protectable: asr.ProtectableItem, plan: ReplicationPlan) -> asr.EnableProtectionInput:
+        topo = self.topology
+        details: Mapping[str, Any] = (protectable.properties or asr.ProtectableItemProperties()).custom_details or {}
+        # InMageRcm names the machine by its discovery resource (physical site for EC2 instances).
+        discovery_id = str(
+            details.get("fabricDiscoveryMachineId")
+            or topo.discovery_machine_id(protectable.name or "")
+            or protectable.id
+            or ""
+        )
+        tags = _tags({**self._default_tags, **plan.tags})
+        # ASR wants the cache (log) storage account; FunctionSettings has no setting for it yet.
+        disks: dict[str, str] = {"diskType": self._disk_type}
+        if self._cache_storage_account_id:
+            disks["logStorageAccountId"] = self._cache_storage_account_id
+        disks_default = asr.InMageRcmDisksDefaultInput(disks)
+        provider = asr.InMageRcmEnableProtectionInput(
+            fabric_discovery_machine_id=discovery_id,
+            disks_default=disks_default,
+            target_resource_group_id=self._target_rg_id,
+            target_network_id=self._target_network_id,
+            test_network_id=self._test_network_id,
+            target_subnet_name=plan.target_subnet or self._default_subnet,
+            test_subnet_name=plan.target_subnet or self._default_subnet,
+            target_vm_name=plan.target_vm_name,
+            target_vm_size=plan.target_vm_size or self._default_vm_size,
+            license_type=plan.license_type,
+            process_server_id=topo.process_server_id,
+            target_vm_tags=tags,
+            target_nic_tags=tags,
+            target_managed_disk_tags=tags,
+            seed_managed_disk_tags=tags,
+        )
+        return asr.EnableProtectionInput(
+            properties=asr.EnableProtectionInputProperties(
+                policy_id=topo.policy_id,
+                protectable_item_id=protectable.id,
+                provider_specific_details=provider,
+            )
+        )
+
+    def get_replication_state(self, protected_item_name: str) -> ReplicationState:
+        return replication_state_from(self._get_item(protected_item_name))
+
+    def get_job(self, job_id: str) -> AsrJob:
+        name = job_name_from_id(job_id)
+        if name is None:
+            raise InvalidInput(f"{job_id!r} is not an ASR job id")
+        with translated_errors(f"read ASR job {name}"):
+            job = self._client.replication_jobs.get(self._rg, self._vault, name)
+        return job_from(job)
+
+    # ---- failover ------------------------------------------------------------------------------
+
+    def begin_test_failover(self, protected_item_name: str) -> str:
+        item = self._item_allowing(protected_item_name, OP_TEST_FAILOVER)
+        failover_input = asr.TestFailoverInput(
+            properties=asr.TestFailoverInputProperties(
+                failover_direction="PrimaryToRecovery",
+                network_type="VmNetworkAsInput",
+                network_id=self._test_network_id,
+                provider_specific_details=asr.InMageRcmTestFailoverInput(network_id=self._test_network_id),
+            )
+        )
+        return self._item_write(
+            item, "test failover",
+            lambda topo, hook: self._client.replication_protected_items.begin_test_failover(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, protected_item_name,
+                failover_input, polling=False, raw_response_hook=hook,
+            ),
+        )  # fmt: skip
+
+    def begin_test_failover_cleanup(self, protected_item_name: str) -> str:
+        item = self._item_allowing(protected_item_name, OP_TEST_FAILOVER_CLEANUP)
+        cleanup_input = asr.TestFailoverCleanupInput(
+            properties=asr.TestFailoverCleanupInputProperties(comments="aws2azure: test failover validated")
+        )
+        return self._item_write(
+            item, "test failover cleanup",
+            lambda topo, hook: self._client.replication_protected_items.begin_test_failover_cleanup(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, protected_item_name,
+                cleanup_input, polling=False, raw_response_hook=hook,
+            ),
+        )  # fmt: skip
+
+    def begin_unplanned_failover(self, protected_item_name: str) -> str:
+        """Never a second failover: a running one returns its job, a finished one AlreadyFailedOver."""
+        item = self._get_item(protected_item_name)
+        props = item.properties or asr.ReplicationProtectedItemProperties()
+        running = running_scenario_job(props.current_scenario, FAILOVER_SCENARIOS)
+        if running is not None:
+            return running
+        if has_failed_over(props):
+            raise PreconditionFailed(
+                f"{protected_item_name} has already failed over (activeLocation {props.active_location}, "
+                f"allowedOperations {_allowed(props)}); a failover is never requested twice",
+                code="AlreadyFailedOver",
+            )
+        self._require(item, OP_UNPLANNED_FAILOVER)
+        failover_input = asr.UnplannedFailoverInput(
+            properties=asr.UnplannedFailoverInputProperties(
+                failover_direction="PrimaryToRecovery",
+                # ASR cannot shut an AWS source down; the AWS side stopped it before this call.
+                source_site_operations="NotRequired",
+                provider_specific_details=asr.InMageRcmUnplannedFailoverInput(perform_shutdown="false"),
+            )
+        )
+        return self._item_write(
+            item, "unplanned failover",
+            lambda topo, hook: self._client.replication_protected_items.begin_unplanned_failover(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, protected_item_name,
+                failover_input, polling=False, raw_response_hook=hook,
+            ),
+        )  # fmt: skip
+
+    def begin_commit(self, protected_item_name: str) -> str:
+        item = self._item_allowing(protected_item_name, OP_COMMIT)
+        return self._item_write(
+            item, "commit failover",
+            lambda topo, hook: self._client.replication_protected_items.begin_failover_commit(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, protected_item_name,
+                polling=False, raw_response_hook=hook,
+            ),
+        )  # fmt: skip
+
+    def begin_complete_migration(self, protected_item_name: str) -> str:
+        item = self._item_allowing(protected_item_name, OP_COMPLETE_MIGRATION)
+        return self._remove(item, "MigrationComplete", "complete migration")
+
+    def begin_disable_replication(self, protected_item_name: str) -> str:
+        item = self._item_allowing(protected_item_name, OP_DISABLE_PROTECTION)
+        return self._remove(item, "NotSpecified", "disable replication")
+
+    def _remove(self, item: asr.ReplicationProtectedItem, reason: str, action: str) -> str:
+        name = item.name or ""
+        remove_input = asr.DisableProtectionInput(
+            properties=asr.DisableProtectionInputProperties(
+                disable_protection_reason=reason,
+                replication_provider_input=asr.DisableProtectionProviderSpecificInput(
+                    instance_type="DisableProtectionProviderSpecificInput"
+                ),
+            )
+        )
+        return self._item_write(
+            item, action,
+            lambda topo, hook: self._client.replication_protected_items.begin_delete(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, name, remove_input,
+                polling=False, raw_response_hook=hook,
+            ),
+        )  # fmt: skip
+
+    # ---- recovery plans (waves) ----------------------------------------------------------------
+
+    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> None:
+        names = list(dict.fromkeys(protected_item_names))
+        if not names or len(names) > MAX_RECOVERY_PLAN_ITEMS:
+            raise InvalidInput(
+                f"a recovery plan holds 1 to {MAX_RECOVERY_PLAN_ITEMS} machines; {plan_name} was given {len(names)}"
+            )
+        topo = self.topology
+        existing = self._find_plan(plan_name)
+        if existing is not None:
+            groups = (existing.properties or asr.RecoveryPlanProperties()).groups or []
+            have = {last_segment(i.id or "") for g in groups for i in g.replication_protected_items or []}
+            if have != set(names):
+                raise PreconditionFailed(
+                    f"recovery plan {plan_name} exists with other machines: "
+                    f"missing {sorted(set(names) - have)}, extra {sorted(have - set(names))}",
+                    code="RecoveryPlanMismatch",
+                )
+            return
+        plan_input = asr.CreateRecoveryPlanInput(
+            properties=asr.CreateRecoveryPlanInputProperties(
+                primary_fabric_id=topo.fabric_id,
+                recovery_fabric_id=AZURE_RECOVERY_FABRIC_ID,
+                failover_deployment_model="ResourceManager",
+                groups=[
+                    asr.RecoveryPlanGroup(
+                        group_type="Boot",
+                        replication_protected_items=[
+                            asr.RecoveryPlanProtectedItem(
+                                id=f"{topo.container_id}/replicationProtectedItems/{n}", virtual_machine_id=n
+                            )
+                            for n in names
+                        ],
+                        start_group_actions=[],
+                        end_group_actions=[],
+                    )
+                ],
+            )
+        )
+        with translated_errors(f"create recovery plan {plan_name}"):
+            self._client.replication_recovery_plans.begin_create(
+                self._rg, self._vault, plan_name, plan_input, polling=False
+            )
+
+    def begin_recovery_plan_failover(self, plan_name: str) -> str:
+        plan = self._get_plan(plan_name)
+        props = plan.properties or asr.RecoveryPlanProperties()
+        # A plan keeps showing its last scenario after it ends; only an unfinished one is running.
+        running = running_scenario_job(props.current_scenario, FAILOVER_SCENARIOS)
+        if running is not None and (props.current_scenario_status or "InProgress") not in FINISHED_JOB_STATES:
+            return running
+        allowed = _allowed(props)
+        if not _is_allowed(allowed, OP_UNPLANNED_FAILOVER) and _is_allowed(allowed, OP_COMMIT):
+            raise PreconditionFailed(
+                f"recovery plan {plan_name} has already failed over (allowedOperations {allowed})",
+                code="AlreadyFailedOver",
+            )
+        self._require_plan(plan, OP_UNPLANNED_FAILOVER)
+        failover_input = asr.RecoveryPlanUnplannedFailoverInput(
+            properties=asr.RecoveryPlanUnplannedFailoverInputProperties(
+                failover_direction="PrimaryToRecovery",
+                source_site_operations="NotRequired",
+                # The sources are stopped before cutover, so the latest point loses nothing.
+                provider_specific_details=[asr.RecoveryPlanInMageRcmFailoverInput(recovery_point_type="Latest")],
+            )
+        )
+        job = self._start(
+            f"fail over recovery plan {plan_name}",
+            lambda hook: self._client.replication_recovery_plans.begin_unplanned_failover(
+                self._rg, self._vault, plan_name, failover_input, polling=False, raw_response_hook=hook
+            ),
+        )
+        return job or self._plan_job(plan_name)
+
+    def begin_recovery_plan_commit(self, plan_name: str) -> str:
+        plan = self._get_plan(plan_name)
+        self._require_plan(plan, OP_COMMIT)
+        job = self._start(
+            f"commit recovery plan {plan_name}",
+            lambda hook: self._client.replication_recovery_plans.begin_failover_commit(
+                self._rg, self._vault, plan_name, polling=False, raw_response_hook=hook
+            ),
+        )
+        return job or self._plan_job(plan_name)
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _get_item(self, name: str) -> asr.ReplicationProtectedItem:
+        topo = self.topology
+        with translated_errors(f"read replicated item {name}"):
+            return self._client.replication_protected_items.get(
+                self._rg, self._vault, topo.fabric_name, topo.container_name, name
+            )
+
+    def _find_item(self, name: str) -> asr.ReplicationProtectedItem | None:
+        try:
+            return self._get_item(name)
+        except NotFound:
+            return None
+
+    def _get_plan(self, plan_name: str) -> asr.RecoveryPlan:
+        with translated_errors(f"read recovery plan {plan_name}"):
+            return self._client.replication_recovery_plans.get(self._rg, self._vault, plan_name)
+
+    def _find_plan(self, plan_name: str) -> asr.RecoveryPlan | None:
+        try:
+            return self._get_plan(plan_name)
+        except NotFound:
+            return None
+
+    def _item_allowing(self, name: str, operation: str) -> asr.ReplicationProtectedItem:
+        item = self._get_item(name)
+        self._require(item, operation)
+        return item
+
+    @staticmethod
+    def _require(item: asr.ReplicationProtectedItem, operation: str) -> None:
+        props = item.properties or asr.ReplicationProtectedItemProperties()
+        allowed = _allowed(props)
+        if _is_allowed(allowed, operation):
+            return
+        busy = scenario_in_flight(props.current_scenario)
+        raise PreconditionFailed(
+            f"ASR does not allow {operation} on {item.name} now (protectionState "
+            f"{props.protection_state}{f', job {busy} running' if busy else ''}); "
+            f"allowedOperations: {allowed}",
+            code="OperationInProgress" if busy else "OperationNotAllowed",
+        )
+
+    def _require_plan(self, plan: asr.RecoveryPlan, operation: str) -> None:
+        props = plan.properties or asr.RecoveryPlanProperties()
+        allowed = _allowed(props)
+        if _is_allowed(allowed, operation):
+            return
+        if self._plan_being_created(plan):
+            # create_recovery_plan returns before ASR's creation job ends: "not yet", not "no".
+            raise TransientCloudError(f"recovery plan {plan.name} is still being created", retry_after_seconds=30)
+        raise PreconditionFailed(
+            f"ASR does not allow {operation} on recovery plan {plan.name} now; allowedOperations: {allowed}",
+            code="OperationNotAllowed",
+        )
+
+    def _plan_being_created(self, plan: asr.RecoveryPlan) -> bool:
+        """ASR shows no current scenario while it creates a plan; its newest job on the plan tells."""
+        props = plan.properties or asr.RecoveryPlanProperties()
+        if (scenario_in_flight(props.current_scenario) or "").lower() == "createrecoveryplan":
+            return True
+        newest = self._newest_job_for(f"recovery plan {plan.name}", plan.name, props.friendly_name)
+        if newest is None or newest.properties is None:
+            return False
+        scenario = (newest.properties.scenario_name or "").lower()
+        return scenario == "createrecoveryplan" and not job_from(newest).finished
+
+    def _item_write(
+        self,
+        item: asr.ReplicationProtectedItem,
+        action: str,
+        call: Callable[[VaultTopology, ResponseHook], object],
+    ) -> str:
+        topo = self.topology
+        name = item.name or ""
+        job = self._start(f"{action} of {name}", lambda hook: call(topo, hook))
+        return job or self._last_job_of(self._get_item(name))
+
+    @staticmethod
+    def _start(action: str, call: Callable[[ResponseHook], object]) -> str | None:
+        """Send the operation's first request with polling off; the job id from the last response."""
+        responses: list[Any] = []
+        try:
+            with translated_errors(action):
+                call(lambda response: responses.append(response.http_response))
+            return job_name_from_headers(responses[-1].headers) if responses else None
+        finally:
+            # The SDK reads the 202 but leaves it open in a reference cycle, and an open response keeps
+            # its socket alive past the client's close(); release it now rather than at some GC.
+            for response in responses:
+                response.close()
+
+    def _last_job_of(self, item: asr.ReplicationProtectedItem) -> str:
+        """The job ASR is running on the item, else the newest job it ran on it."""
+        props = item.properties or asr.ReplicationProtectedItemProperties()
+        current = job_name_from_id(props.current_scenario.job_id if props.current_scenario else None)
+        if current:
+            return current
+        newest = self._newest_job_for(f"replicated item {item.name}", item.id, item.name, props.friendly_name)
+        if newest is not None and newest.name:
+            return newest.name
+        raise PermanentCloudError(f"ASR reports no job for replicated item {item.name}", code="JobNotFound")
+
+    def _newest_job_for(self, what: str, *target_names: str | None) -> asr.Job | None:
+        """The newest ASR job whose target is one of ``target_names`` (a bounded scan)."""
+        targets = {t.lower() for t in target_names if t}
+        newest: asr.Job | None = None
+        with translated_errors(f"list ASR jobs for {what}"):
+            for count, job in enumerate(self._client.replication_jobs.list(self._rg, self._vault)):
+                if count >= JOB_SCAN_LIMIT:
+                    break
+                job_props = job.properties or asr.JobProperties()
+                names = {(job_props.target_object_id or "").lower(), (job_props.target_object_name or "").lower()}
+                if job.name and names & targets and (newest is None or _started(job) > _started(newest)):
+                    newest = job
+        return newest
+
+    def _plan_job(self, plan_name: str) -> str:
+        plan = self._get_plan(plan_name)
+        scenario = plan.properties.current_scenario if plan.properties else None
+        job = job_name_from_id(scenario.job_id if scenario else None)
+        if job is None:
+            raise PermanentCloudError(f"ASR started no job for recovery plan {plan_name}", code="JobNotFound")
+        return job

@@ -1,0 +1,409 @@
+"""The ASR adapter against the project's ASR simulator, through the real SDK over HTTPS.
+
+One simulator per module; each test seeds its own machines (own IPs) and drives them with the
+shared virtual clock. Faults are set per test and cleared after it.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
+
+from devstack.app_env import function_app_environment
+from devstack.asr_sim.contract import AsrErrorSpec, FaultRule
+from devstack.asr_sim.control import SimulatorControl
+from devstack.clock import FileClock
+from devstack.launcher import Stack
+from functions.adapters.asr import (
+    AzureSiteRecoveryGateway,
+    build_asr_credential,
+    build_site_recovery_client,
+)
+from functions.settings import FunctionSettings
+from migration.errors import (
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    ThrottledError,
+    TransientCloudError,
+)
+from migration.ports import AsrJob, DiscoveredMachine, ReplicationPlan
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400.0
+_ip_numbers = itertools.count(10)
+
+
+@dataclass
+class Sim:
+    control: SimulatorControl
+    clock: FileClock
+    settings: FunctionSettings
+    clients: list[SiteRecoveryManagementClient] = field(default_factory=list)
+    gateway: AzureSiteRecoveryGateway = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gateway = self.new_gateway()
+
+    def new_gateway(self, settings: FunctionSettings | None = None) -> AzureSiteRecoveryGateway:
+        """A fresh worker: nothing resolved or cached yet."""
+        settings = settings or self.settings
+        client = build_site_recovery_client(settings, build_asr_credential(settings))
+        self.clients.append(client)
+        return AzureSiteRecoveryGateway.from_settings(client, settings)
+
+    def seed(self, os_name: str = "Ubuntu 22.04", *, disks: tuple[int, ...] = (64,)) -> str:
+        """A discovered Linux machine with its own IP; returns the IP."""
+        ip = f"10.20.{next(_ip_numbers)}.5"
+        self.control.seed_machine(ip, "Linux", os_name, list(disks), churn_mb_per_day=2_000)
+        return ip
+
+    def finish(self, job_id: str, *, step_seconds: float = 600, limit: int = 50) -> AsrJob:
+        """Advance virtual time until the job ends; never a real sleep."""
+        for _ in range(limit):
+            job = self.gateway.get_job(job_id)
+            if job.finished:
+                return job
+            self.clock.advance_by(step_seconds)
+        raise AssertionError(f"job {job_id} did not finish in {limit * step_seconds:.0f} virtual seconds")
+
+    def succeed(self, job_id: str) -> None:
+        job = self.finish(job_id)
+        assert job.state == "Succeeded", job
+
+    def protected(self, ip: str) -> DiscoveredMachine:
+        """Discover, enable, and replicate a machine until ASR offers failover."""
+        machine = self.gateway.find_machine_by_ip(ip)
+        self.succeed(self.gateway.begin_enable_replication(machine, plan_for(machine)))
+        for _ in range(30):
+            if "UnplannedFailover" in self.gateway.get_replication_state(machine.name).allowed_operations:
+                return machine
+            self.clock.advance_by(DAY / 4)
+        raise AssertionError(f"{machine.name} never became protected")
+
+
+def plan_for(machine: DiscoveredMachine) -> ReplicationPlan:
+    return ReplicationPlan(target_vm_name=f"vm-{machine.friendly_name}", target_subnet="workloads", tags={"wave": "w1"})
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    stack = Stack(tmp_path_factory.mktemp("asr-stack"))
+    endpoints = stack.up(["asr"], quiet=True)
+    try:
+        assert endpoints.asr is not None
+        env = function_app_environment(endpoints) | {"STATE_STORAGE": "UseDevelopmentStorage=true"}
+        settings = FunctionSettings.from_environment(env)
+        with SimulatorControl.from_endpoint(endpoints.asr) as control:
+            sim = Sim(control=control, clock=FileClock(Path(endpoints.clock_file)), settings=settings)
+            try:
+                yield sim
+            finally:
+                # An open connection holds the server's graceful shutdown (10 s). Responses kept by
+                # collected exceptions keep their sockets until the garbage collector frees them.
+                gc.collect()
+                for client in sim.clients:
+                    client.close()
+    finally:
+        stack.down(quiet=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters(sim: Sim) -> Iterator[None]:
+    """Counters, request log and faults start empty in every test (machines and items stay)."""
+    sim.control.reset()
+    yield
+    sim.control.clear_faults()
+
+
+# ---- the whole path ----------------------------------------------------------------------------
+
+
+def test_full_migration_path(sim: Sim) -> None:
+    gateway = sim.gateway
+    ip = sim.seed("Ubuntu 22.04.3 LTS", disks=(64, 128))
+
+    machine = gateway.find_machine_by_ip(ip)
+    assert machine.ip_addresses == (ip,)
+    assert machine.os_type == "Linux"
+    assert len(machine.disk_ids) == 2
+    gateway.ensure_os_supported(machine)
+
+    enable_job = gateway.begin_enable_replication(machine, plan_for(machine))
+    assert gateway.get_job(enable_job).state in ("NotStarted", "InProgress")
+    sim.succeed(enable_job)
+
+    state = gateway.get_replication_state(machine.name)
+    assert state.protection_state == "InitialReplicationInProgress"
+    assert state.allowed_operations == frozenset({"DisableProtection"})
+    assert state.progress_percent is not None
+    assert state.progress_percent < 100
+    sim.clock.advance_by(3 * DAY)
+    state = gateway.get_replication_state(machine.name)
+    assert state.protection_state == "Protected"
+    assert state.progress_percent == 100
+    assert state.replication_health == "Normal"
+    assert state.rpo_seconds is not None
+    assert state.last_recovery_point is not None
+    assert {"TestFailover", "UnplannedFailover"} <= state.allowed_operations
+
+    sim.succeed(gateway.begin_test_failover(machine.name))
+    assert gateway.get_replication_state(machine.name).allowed_operations == frozenset({"TestFailoverCleanup"})
+    sim.succeed(gateway.begin_test_failover_cleanup(machine.name))
+    assert "UnplannedFailover" in gateway.get_replication_state(machine.name).allowed_operations
+
+    failover_job = gateway.begin_unplanned_failover(machine.name)
+    sim.succeed(failover_job)
+    state = gateway.get_replication_state(machine.name)
+    assert state.active_location == "Recovery"
+    assert state.allowed_operations == frozenset({"CompleteMigration", "Commit", "DisableProtection", "ChangePit"})
+
+    sim.succeed(gateway.begin_commit(machine.name))
+    sim.succeed(gateway.begin_complete_migration(machine.name))
+    with pytest.raises(NotFound):
+        gateway.get_replication_state(machine.name)
+
+    stats = sim.control.stats()
+    assert stats.failover_requests[machine.name] == 1
+    assert stats.failovers_started[machine.name] == 1
+
+
+def test_enable_replication_is_idempotent(sim: Sim) -> None:
+    machine = sim.gateway.find_machine_by_ip(sim.seed())
+
+    first = sim.gateway.begin_enable_replication(machine, plan_for(machine))
+    again_while_running = sim.gateway.begin_enable_replication(machine, plan_for(machine))
+    sim.succeed(first)
+    again_after = sim.new_gateway().begin_enable_replication(machine, plan_for(machine))
+
+    assert again_while_running == first
+    assert again_after == first
+    assert sim.control.stats().per_operation.get("ReplicationProtectedItems_Create") == 1
+
+
+def test_a_fresh_worker_resolves_the_vault_once(sim: Sim) -> None:
+    gateway = sim.new_gateway()
+    ip = sim.seed()
+    sim.control.reset()
+
+    gateway.find_machine_by_ip(ip)
+    gateway.find_machine_by_ip(ip)
+
+    per_operation = sim.control.stats().per_operation
+    assert per_operation["ReplicationFabrics_List"] == 1
+    assert per_operation["ReplicationProtectionContainers_ListByReplicationFabrics"] == 1
+    assert per_operation["ReplicationPolicies_Get"] == 1
+    assert per_operation["ReplicationProtectableItems_ListByReplicationProtectionContainers"] == 2
+
+
+# ---- discovery and OS --------------------------------------------------------------------------
+
+
+def test_unknown_ip_is_not_found(sim: Sim) -> None:
+    with pytest.raises(NotFound) as caught:
+        sim.gateway.find_machine_by_ip("192.0.2.99")
+    assert caught.value.code == "MachineNotDiscovered"
+    assert "192.0.2.99" in str(caught.value)
+
+
+def test_unsupported_os_is_refused_by_the_api_list(sim: Sim) -> None:
+    machine = sim.gateway.find_machine_by_ip(sim.seed("Amazon Linux 2023"))
+
+    with pytest.raises(PreconditionFailed) as caught:
+        sim.gateway.ensure_os_supported(machine)
+
+    assert caught.value.code == "UnsupportedOperatingSystem"
+    assert "Ubuntu" in str(caught.value)  # names what ASR does support
+    assert sim.control.stats().per_operation.get("SupportedOperatingSystems_Get", 0) <= 1
+
+
+def test_machine_the_simulator_marks_unsupported_is_refused(sim: Sim) -> None:
+    ip = sim.seed("Ubuntu 22.04")
+    sim.control.set_faults(machines={ip: FaultRule(unsupported_os=True)})
+    machine = sim.gateway.find_machine_by_ip(ip)
+
+    with pytest.raises(PreconditionFailed) as caught:
+        sim.gateway.ensure_os_supported(machine)
+
+    assert caught.value.code == "UnsupportedOperatingSystem"
+
+
+# ---- preconditions -----------------------------------------------------------------------------
+
+
+def test_operations_ask_allowed_operations_first(sim: Sim) -> None:
+    machine = sim.gateway.find_machine_by_ip(sim.seed())
+    enable_job = sim.gateway.begin_enable_replication(machine, plan_for(machine))
+
+    with pytest.raises(PreconditionFailed) as busy:
+        sim.gateway.begin_test_failover(machine.name)
+    assert busy.value.code == "OperationInProgress"
+
+    sim.succeed(enable_job)
+    sim.control.reset()
+    refusals = {
+        "TestFailover": sim.gateway.begin_test_failover,
+        "TestFailoverCleanup": sim.gateway.begin_test_failover_cleanup,
+        "UnplannedFailover": sim.gateway.begin_unplanned_failover,
+        "Commit": sim.gateway.begin_commit,
+        "CompleteMigration": sim.gateway.begin_complete_migration,
+    }
+    for operation, call in refusals.items():
+        with pytest.raises(PreconditionFailed) as caught:
+            call(machine.name)
+        message = str(caught.value)
+        assert caught.value.code == "OperationNotAllowed"
+        assert operation in message
+        assert machine.name in message
+        assert "DisableProtection" in message  # the allowed list
+    # Refused here: not one write reached ASR.
+    assert sim.control.stats().writes == 0
+
+
+def test_unknown_item_is_not_found(sim: Sim) -> None:
+    with pytest.raises(NotFound):
+        sim.gateway.begin_commit("no-such-item")
+
+
+def test_disable_replication_before_failover(sim: Sim) -> None:
+    machine = sim.gateway.find_machine_by_ip(sim.seed())
+    sim.succeed(sim.gateway.begin_enable_replication(machine, plan_for(machine)))
+
+    sim.succeed(sim.gateway.begin_disable_replication(machine.name))
+
+    with pytest.raises(NotFound):
+        sim.gateway.get_replication_state(machine.name)
+
+
+# ---- failover never twice ----------------------------------------------------------------------
+
+
+def test_a_second_failover_is_never_requested(sim: Sim) -> None:
+    machine = sim.protected(sim.seed())
+
+    first = sim.gateway.begin_unplanned_failover(machine.name)
+    # Asked again while ASR fails over: the running job, not a second request.
+    assert sim.new_gateway().begin_unplanned_failover(machine.name) == first
+    sim.succeed(first)
+    for gateway in (sim.gateway, sim.new_gateway()):
+        with pytest.raises(PreconditionFailed) as caught:
+            gateway.begin_unplanned_failover(machine.name)
+        assert caught.value.code == "AlreadyFailedOver"
+    sim.succeed(sim.gateway.begin_commit(machine.name))
+    with pytest.raises(PreconditionFailed) as after_commit:
+        sim.gateway.begin_unplanned_failover(machine.name)
+    assert after_commit.value.code == "AlreadyFailedOver"
+
+    stats = sim.control.stats()
+    assert stats.failover_requests[machine.name] == 1
+    assert stats.failovers_started[machine.name] == 1
+
+
+# ---- faults as the SDK sees them ---------------------------------------------------------------
+
+
+def test_429_is_throttled_with_retry_after_and_not_retried_by_the_sdk(sim: Sim) -> None:
+    ip = sim.seed()
+    sim.gateway.find_machine_by_ip(ip)  # topology resolved before the fault
+    sim.control.reset()
+    sim.control.set_faults(run=FaultRule(throttle_rate=1.0, throttle_retry_after_seconds=7))
+
+    with pytest.raises(ThrottledError) as caught:
+        sim.gateway.find_machine_by_ip(ip)
+
+    assert caught.value.retry_after_seconds == 7
+    stats = sim.control.stats()
+    assert stats.throttled_429 == 1
+    assert stats.total_requests == 1
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_5xx_is_transient_and_not_retried_by_the_sdk(sim: Sim, status: int) -> None:
+    machine = sim.protected(sim.seed())
+    sim.control.reset()
+    sim.control.set_faults(run=FaultRule(server_error_rate=1.0, server_error_statuses=(status,), scope="writes"))
+
+    with pytest.raises(TransientCloudError) as caught:
+        sim.gateway.begin_test_failover(machine.name)
+
+    assert not isinstance(caught.value, ThrottledError)
+    stats = sim.control.stats()
+    assert stats.server_errors_5xx == 1
+    assert stats.writes == 1  # the POST was sent once: no hidden SDK retry
+
+
+def test_unreachable_asr_is_transient(sim: Sim) -> None:
+    gateway = sim.new_gateway(sim.settings.model_copy(update={"asr_base_url": "https://127.0.0.1:9"}))
+
+    with pytest.raises(TransientCloudError):
+        gateway.find_machine_by_ip("10.0.0.1")
+
+
+def test_failed_job_reports_the_asr_error(sim: Sim) -> None:
+    ip = sim.seed()
+    error = AsrErrorSpec(code="28031", message="The appliance could not reach the source.")
+    sim.control.set_faults(
+        machines={ip: FaultRule(job_failure_rate=1.0, job_failure_scenarios=("EnableDr",), job_failure_error=error)}
+    )
+    machine = sim.gateway.find_machine_by_ip(ip)
+
+    job = sim.finish(sim.gateway.begin_enable_replication(machine, plan_for(machine)))
+
+    assert job.state == "Failed"
+    assert "28031: The appliance could not reach the source." in job.errors
+
+
+def test_stalled_replication_shows_in_health(sim: Sim) -> None:
+    ip = sim.seed(disks=(512,))
+    machine = sim.gateway.find_machine_by_ip(ip)
+    sim.succeed(sim.gateway.begin_enable_replication(machine, plan_for(machine)))
+    sim.control.set_faults(machines={ip: FaultRule(stalled=True)})
+    sim.clock.advance_by(DAY / 2)
+
+    state = sim.gateway.get_replication_state(machine.name)
+
+    assert state.replication_health == "Critical"
+    assert "InitialReplicationProgress: NoProgress" in state.health_errors
+    assert any(error.startswith("78161") for error in state.health_errors)
+
+
+# ---- recovery plans (waves) --------------------------------------------------------------------
+
+
+def test_recovery_plan_fails_over_and_commits_its_members_once(sim: Sim) -> None:
+    members = [sim.protected(sim.seed()), sim.protected(sim.seed())]
+    names = [m.name for m in members]
+
+    sim.gateway.create_recovery_plan("wave-w1-1", names)
+    sim.gateway.create_recovery_plan("wave-w1-1", names)  # idempotent
+    with pytest.raises(TransientCloudError):
+        sim.gateway.begin_recovery_plan_failover("wave-w1-1")  # ASR is still creating it
+    sim.clock.advance_by(120)
+
+    failover = sim.gateway.begin_recovery_plan_failover("wave-w1-1")
+    assert sim.gateway.begin_recovery_plan_failover("wave-w1-1") == failover
+    sim.succeed(failover)
+    with pytest.raises(PreconditionFailed) as again:
+        sim.gateway.begin_recovery_plan_failover("wave-w1-1")
+    assert again.value.code == "AlreadyFailedOver"
+    sim.succeed(sim.gateway.begin_recovery_plan_commit("wave-w1-1"))
+
+    for name in names:
+        assert "CompleteMigration" in sim.gateway.get_replication_state(name).allowed_operations
+        assert sim.control.stats().failovers_started[name] == 1
+
+
+def test_recovery_plan_limits(sim: Sim) -> None:
+    with pytest.raises(InvalidInput):
+        sim.gateway.create_recovery_plan("too-big", [f"item-{i}" for i in range(101)])
+    with pytest.raises(InvalidInput):
+        sim.gateway.create_recovery_plan("empty", [])
+    with pytest.raises(NotFound):
+        sim.gateway.begin_recovery_plan_failover("no-such-plan")

@@ -1,0 +1,222 @@
+"""The offline IaC checks pass on the real templates and fail on deliberately broken copies.
+
+Each test runs infra/check.sh (the same command `make test` runs) in a subprocess, against the
+real templates or a broken copy in tmp_path. They need .venv-infra, which check.sh creates; they
+are skipped, with the reason, only when it cannot be created.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.infra.infra_support import AZURE_DIR, SAM_TEMPLATE, ensure_infra_venv, run_check
+
+
+@pytest.fixture(scope="module", autouse=True)
+def infra_venv() -> None:
+    reason = ensure_infra_venv()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def azure_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "azure"
+    shutil.copytree(AZURE_DIR, target)
+    return target
+
+
+@pytest.fixture
+def sam_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "aws" / "template.yaml"
+    target.parent.mkdir()
+    shutil.copy(SAM_TEMPLATE, target)
+    return target
+
+
+def replace_once(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} should occur once in {path.name}; the test needs updating"
+    path.write_text(text.replace(old, new))
+
+
+def test_every_check_passes_on_the_real_templates() -> None:
+    result = run_check()
+
+    assert result.returncode == 0, result.stdout
+    assert "[ok] bicep" in result.stdout
+    assert "[ok] cfn-lint" in result.stdout
+    assert "[ok] sam-refs" in result.stdout
+    assert "[ok] checkov" in result.stdout
+    assert re.search(r"bicep: \d+ passed, 0 failed, \d+ suppressed, 0 parse errors", result.stdout)
+    assert re.search(r"sam: \d+ passed, 0 failed, \d+ suppressed, 0 parse errors", result.stdout)
+
+
+# ---------------------------------------------------------------- Bicep syntax
+
+
+BROKEN_BICEP = ("  sku: {\n    name: skuName\n  }\n", "  sku: {\n    name: skuName\n\n")
+
+
+def test_bicep_syntax_error_fails_the_parse_step(azure_copy: Path) -> None:
+    replace_once(azure_copy / "modules" / "storage.bicep", *BROKEN_BICEP)
+
+    result = run_check("--only", "bicep", "--azure", str(azure_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "storage.bicep: syntax error" in result.stdout
+
+
+def test_bicep_syntax_error_fails_checkov_although_checkov_exits_zero(azure_copy: Path) -> None:
+    replace_once(azure_copy / "modules" / "storage.bicep", *BROKEN_BICEP)
+
+    result = run_check("--only", "checkov", "--cloud", "azure", "--azure", str(azure_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "parsing error" in result.stdout
+    assert "storage.bicep" in result.stdout
+
+
+def test_missing_parameter_description_fails_the_parse_step(azure_copy: Path) -> None:
+    replace_once(
+        azure_copy / "modules" / "identity.bicep",
+        "@description('Name of the user-assigned managed identity.')\n",
+        "",
+    )
+
+    result = run_check("--only", "bicep", "--azure", str(azure_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "identity.bicep: parameter name has no @description" in result.stdout
+
+
+def test_module_called_without_a_required_parameter_fails_the_parse_step(azure_copy: Path) -> None:
+    replace_once(azure_copy / "main.bicep", "    vaultName: asrVaultName\n", "")
+
+    result = run_check("--only", "bicep", "--azure", str(azure_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "module vaultAccess: does not pass required parameter vaultName" in result.stdout
+
+
+# ---------------------------------------------------------------- SAM references
+
+
+def test_bad_ref_inside_a_sam_function_fails_cfn_lint(sam_copy: Path) -> None:
+    replace_once(sam_copy, "      Timeout: 900\n", "      Timeout: !Ref CutoverTimeoutSecnds\n")
+
+    result = run_check("--only", "cfn-lint", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "CutoverTimeoutSecnds" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        pytest.param(
+            "Schedule: !Ref StatusSyncSchedule",
+            "Schedule: !Ref StatusSyncScheduel",
+            "StatusSyncFunction.Properties.Events.Every.Properties.Schedule: !Ref StatusSyncScheduel",
+            id="event-property",
+        ),
+        pytest.param(
+            "IDEMPOTENCY_TABLE: !Ref IdempotencyTable",
+            "IDEMPOTENCY_TABLE: !Ref IdempotencyTabel",
+            "Globals.Function.Environment.Variables.IDEMPOTENCY_TABLE: !Ref IdempotencyTabel",
+            id="environment-variable",
+        ),
+        pytest.param(
+            "TargetArn: !GetAtt CutoverDeadLetterQueue.Arn",
+            "TargetArn: !GetAtt CutoverDeadLetterQeue.Arn",
+            "CutoverFunction.Properties.DeadLetterQueue.TargetArn: !GetAtt CutoverDeadLetterQeue",
+            id="dead-letter-target",
+        ),
+        pytest.param(
+            "CUTOVER_FUNCTION_ARN: !Sub arn:${AWS::Partition}",
+            "CUTOVER_FUNCTION_ARN: !Sub arn:${AWS::Partiton}",
+            "CUTOVER_FUNCTION_ARN: !Sub ${AWS::Partiton}",
+            id="sub-variable",
+        ),
+    ],
+)
+def test_bad_reference_that_cfn_lint_misses_fails_the_reference_walk(
+    sam_copy: Path, old: str, new: str, where: str
+) -> None:
+    # cfn-lint 1.58 passes each of these (env var names with "_", SAM event properties, DLQ targets).
+    replace_once(sam_copy, old, new)
+
+    result = run_check("--only", "sam-refs", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert where in result.stdout
+
+
+# ---------------------------------------------------------------- IAM and checkov
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param("Action: ec2:StopInstances", "Action: ec2:*", id="service-wildcard"),
+        pytest.param(
+            "Action: secretsmanager:GetSecretValue\n                Resource: !Ref StatusApiKeySecret",
+            "Action: secretsmanager:Get*\n                Resource: !Ref StatusApiKeySecret",
+            id="prefix-wildcard-in-a-later-statement",
+        ),
+        pytest.param(
+            "Action: lambda:InvokeFunction\n                Resource:\n",
+            "NotAction: iam:*\n                Resource:\n",
+            id="not-action",
+        ),
+    ],
+)
+def test_wildcard_iam_action_fails_checkov(sam_copy: Path, old: str, new: str) -> None:
+    replace_once(sam_copy, old, new)
+
+    result = run_check("--only", "checkov", "--cloud", "aws", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "CKV_A2A_1 failed" in result.stdout
+
+
+def test_failed_checkov_check_on_bicep_fails(azure_copy: Path) -> None:
+    replace_once(
+        azure_copy / "modules" / "keyvault.bicep", "enablePurgeProtection: true", "enablePurgeProtection: false"
+    )
+
+    result = run_check("--only", "checkov", "--cloud", "azure", "--azure", str(azure_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "CKV_AZURE_110 failed on Microsoft.KeyVault/vaults.vault" in result.stdout
+
+
+def test_suppression_without_reason_fails(sam_copy: Path) -> None:
+    replace_once(
+        sam_copy,
+        "          - id: CKV_AWS_119\n            comment: Encrypted with the AWS managed key; "
+        "the table holds hashes of events and short results that expire, nothing secret.\n",
+        "          - id: CKV_AWS_119\n",
+    )
+
+    result = run_check("--only", "checkov", "--cloud", "aws", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "suppression of CKV_AWS_119 on AWS::DynamoDB::Table.IdempotencyTable gives no reason" in result.stdout
+
+
+def test_stale_suppression_fails(azure_copy: Path) -> None:
+    replace_once(
+        azure_copy / "modules" / "identity.bicep",
+        "  name: name\n",
+        "  // checkov:skip=CKV_AZURE_999:no such check applies here\n  name: name\n",
+    )
+
+    result = run_check("--only", "checkov", "--cloud", "azure", "--azure", str(azure_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "suppression of CKV_AZURE_999 in identity.bicep matches no check" in result.stdout
