@@ -40,8 +40,11 @@ integration: deps
 e2e: deps
 	$(PY) -m pytest tests -q -m e2e
 
-test: deps lint typecheck
+test: deps lint typecheck infra-check
 	$(PY) -m pytest -q
+
+infra-check:
+	infra/check.sh
 
 demo: deps
 	$(VENV)/bin/aws2azure demo $(DEMO_ARGS)

@@ -231,6 +231,36 @@ def export(
     writer.writerows(items)
 
 
+@app.command()
+def demo(
+    instances: Annotated[int, typer.Option("--instances", min=4, max=500, help="EC2 instances in the wave.")] = 20,
+    faults: Annotated[str, typer.Option("--faults", help="none, flaky or hostile.")] = "none",
+    as_json: Annotated[bool, typer.Option("--json", help="A machine-readable summary as the last line.")] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the stack running afterwards.")] = False,
+    state_dir: StateDirOption = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Give up after this many seconds.")] = 600.0,
+) -> None:
+    """Run a migration wave end to end on the local stack: tags -> Lambdas -> queue -> orchestrations -> ASR."""
+    from devstack.demo.runner import DemoOptions, run_demo
+
+    if faults not in ("none", "flaky", "hostile"):
+        console.print("[red]--faults must be none, flaky or hostile[/red]")
+        raise typer.Exit(2)
+    options = DemoOptions(instances=instances, faults=faults, keep=keep, json_summary=as_json,  # type: ignore[arg-type]
+                          state_dir=state_dir, timeout_s=timeout, live=not as_json)  # fmt: skip
+    try:
+        result = run_demo(options, console)
+    except StackError as exc:
+        console.print(f"[red]the local stack did not start:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(result.summary))
+    else:
+        Console().print(json.dumps(result.summary, indent=2))
+    if result.unexpected:
+        raise typer.Exit(1)
+
+
 try:
     from devstack.funchost.cli import host_command
 except ImportError:  # the local host is an optional part of the local stack

@@ -51,10 +51,12 @@ class StatusApiClient:
             if exc.code not in ("401", "403"):
                 raise
             body = self._get(url, self._key.refresh())  # the key may have been rotated since it was cached
-        if not isinstance(body, dict):
-            raise InvalidInput(f"GET {url}: expected a JSON object, got {type(body).__name__}")
+        # The API answers {"migration": <record>, "events": [...]} (functions/api MigrationDetail).
+        record = body.get("migration") if isinstance(body, dict) else None
+        if not isinstance(record, dict):
+            raise InvalidInput(f"GET {url}: expected a JSON object with a 'migration' record")
         try:
-            return MigrationRecord.model_validate({k: v for k, v in body.items() if k in _RECORD_FIELDS})
+            return MigrationRecord.model_validate({k: v for k, v in record.items() if k in _RECORD_FIELDS})
         except ValidationError as exc:
             raise InvalidInput(f"GET {url}: not a migration record: {exc.error_count()} problems") from exc
 

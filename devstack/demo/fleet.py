@@ -13,14 +13,14 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
 AMI_WINDOWS_2016 = "ami-b7e93bce"
-AMI_UBUNTU_1604 = "ami-785db401"
+AMI_UBUNTU_2204 = "ami-0a7d80731ae1b2435"
 AMI_RHEL_74 = "ami-bb9a6bc2"
 AMI_SLES_12 = "ami-35e92e4c"
 AMI_SLES_11_PV = "ami-fa7cdd89"
 # Windows and Linux, as a real estate mixes them; each with its OS name as the appliance reports it.
 IMAGES: list[tuple[str, Literal["Windows", "Linux"], str]] = [
     (AMI_WINDOWS_2016, "Windows", "Windows Server 2016 Datacenter"),
-    (AMI_UBUNTU_1604, "Linux", "Ubuntu 16.04 LTS"),
+    (AMI_UBUNTU_2204, "Linux", "Ubuntu 22.04 LTS"),
     (AMI_RHEL_74, "Linux", "Red Hat Enterprise Linux 7.4"),
     (AMI_SLES_12, "Linux", "SUSE Linux Enterprise Server 12 SP3"),
 ]

@@ -46,9 +46,9 @@ class StatusApi:
                 if migration_id in api.failing:
                     self._send(503, {"error": "unavailable"})
                 elif migration_id in api.records:
-                    body = json.loads(api.records[migration_id].model_dump_json())
-                    body["events"] = [{"kind": "PhaseChanged"}]  # extra keys the client must ignore
-                    self._send(200, body)
+                    record = json.loads(api.records[migration_id].model_dump_json())
+                    record["schema_note"] = "a newer field"  # unknown record keys: the client ignores them
+                    self._send(200, {"migration": record, "events": [{"kind": "PhaseChanged"}]})
                 else:
                     self._send(404, {"error": "not found"})
 

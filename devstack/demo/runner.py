@@ -1,0 +1,280 @@
+"""Run a migration wave through the whole path on the local stack.
+
+The AWS side runs in this process the way Lambda runs it (the real handlers, a Lambda context,
+settings from the environment); EventBridge's Tag Change events and Scheduler's one-time
+invocations are emitted here, since moto produces neither. Everything else is the real thing:
+the queue, the Function App on the local host, the ASR simulator, Table Storage, EC2 tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+import boto3
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from aws2azure.api_client import ApiTarget, MigrationApi
+from aws_lambda.local import SCHEDULER_GROUP, LocalLambdaContext, provision
+from devstack.asr_sim.contract import FaultRule
+from devstack.asr_sim.control import SimulatorControl
+from devstack.clock import FileClock
+from devstack.demo.fleet import DemoInstance, build_fleet, tag_change_event
+from devstack.launcher import Stack
+from devstack.settings import StackSettings
+from migration import tags as tag_keys
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+
+FaultProfile = Literal["none", "flaky", "hostile"]
+WAVES = ("wave-a", "wave-b")  # wave-a: cut over by its schedule; wave-b: by an operator, together
+FINAL = frozenset({"Migrated", "Failed", "Cancelled", "NotReady"})
+AT_EXPRESSION = re.compile(r"^at\((?P<when>[0-9T:-]+)\)$")
+
+
+@dataclass
+class DemoOptions:
+    instances: int = 20
+    faults: FaultProfile = "none"
+    keep: bool = False
+    json_summary: bool = False
+    state_dir: Path | None = None
+    timeout_s: float = 600.0
+    live: bool = True
+
+
+@dataclass
+class DemoResult:
+    summary: dict[str, Any]
+    unexpected: list[str] = field(default_factory=list)
+    settings: StackSettings | None = None
+
+
+def apply_faults(sim: SimulatorControl, profile: FaultProfile, fleet: list[DemoInstance]) -> None:
+    if profile == "none":
+        return
+    if profile == "flaky":
+        sim.set_faults(run=FaultRule(throttle_rate=0.1, throttle_retry_after_seconds=2, server_error_rate=0.03), seed=7)
+        return
+    stalled = next(i for i in fleet if i.expected == "Migrated")
+    sim.set_faults(
+        run=FaultRule(throttle_rate=0.2, throttle_retry_after_seconds=2, server_error_rate=0.05, job_failure_rate=0.05),
+        machines={stalled.private_ip: FaultRule(stalled=True)},
+        seed=11,
+    )
+
+
+class AwsSide:
+    """The Lambdas, invoked in-process with their real settings and a Lambda context.
+
+    Their structured logs and EMF metrics (stdout, as in Lambda) go to ``log`` so the live view stays legible.
+    """
+
+    def __init__(self, environment: dict[str, str], log: TextIO) -> None:
+        os.environ.update(environment)
+        self.log = log
+        with contextlib.redirect_stdout(log):
+            self.intake = self._cold_start("intake")
+            self.cutover = self._cold_start("cutover")
+            self.status_sync = self._cold_start("status_sync")
+
+    @staticmethod
+    def _cold_start(name: str) -> ModuleType:
+        return importlib.import_module(f"aws_lambda.handlers.{name}")
+
+    def invoke(self, module: ModuleType, event: dict[str, Any], function: str) -> dict[str, Any]:
+        with contextlib.redirect_stdout(self.log):
+            result: dict[str, Any] = module.lambda_handler(event, LocalLambdaContext(function))
+        return result
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.stack = Stack(options.state_dir)
+        self.fired_schedules: set[str] = set()
+        self.wave_b_cut = False
+        self.tag_versions: Counter[str] = Counter()
+
+    def run(self) -> DemoResult:
+        started = time.monotonic()
+        self.console.print("starting the local stack (Azurite, moto, ASR simulator, Functions host)...")
+        settings = self.stack.up()
+        try:
+            return self._run(settings, started)
+        finally:
+            if not self.options.keep:
+                self.stack.down(quiet=True)
+            else:
+                self.console.print(f"stack left running; settings in {self.stack.settings_path}")
+
+    def _run(self, settings: StackSettings, started: float) -> DemoResult:
+        if settings.moto is None or settings.asr is None or settings.host is None or settings.azurite is None:
+            raise RuntimeError("the demo needs the whole stack: azurite, moto, asr and host")
+        side = provision(settings, status_api_key=settings.host.master_key)
+        environment = side.lambda_environment(status_api_url=settings.host.base_url)
+        environment["AWS2AZURE_CLOCK_FILE"] = settings.clock_file
+        log_path = Path(settings.state_dir) / "logs" / "lambdas.log"
+        aws = AwsSide(environment, log_path.open("a", encoding="utf-8"))
+        self.console.print(
+            f"Lambda logs: {log_path}; Functions host log: {Path(settings.state_dir) / 'logs' / 'host.log'}"
+        )
+        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                        region_name=settings.moto.region)  # fmt: skip
+        ec2: EC2Client = session.client("ec2", endpoint_url=settings.moto.url)
+        scheduler: EventBridgeSchedulerClient = session.client("scheduler", endpoint_url=settings.moto.url)
+        sim = SimulatorControl.from_endpoint(settings.asr)
+        clock = FileClock(settings.clock_file)
+        api = MigrationApi(ApiTarget(settings.host.base_url, settings.host.master_key))
+
+        fleet = build_fleet(ec2, sim, vpc_id=side.vpc_id, appliance_group=side.appliance_security_group_id,
+                            count=self.options.instances, waves=WAVES)  # fmt: skip
+        apply_faults(sim, self.options.faults, fleet)
+        cutover_at = (clock.now() + timedelta(days=5)).replace(microsecond=0)
+        self.console.print(f"{len(fleet)} EC2 instances in {WAVES[0]} (cutover window {cutover_at:%Y-%m-%d %H:%M}Z) "
+                           f"and {WAVES[1]} (operator cutover); tagging them for migration")  # fmt: skip
+        for instance in fleet:
+            request = {tag_keys.MIGRATE: "true", tag_keys.WAVE: instance.wave}
+            if instance.wave == WAVES[0]:
+                request[tag_keys.CUTOVER_AT] = cutover_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._tag(ec2, side.account_id, side.region, instance, request, aws)
+
+        deadline = time.monotonic() + self.options.timeout_s
+        last_sync = 0.0
+        records: dict[str, dict[str, Any]] = {}
+        with Live(console=self.console, refresh_per_second=4, transient=not self.options.live) as live:
+            while time.monotonic() < deadline:
+                records = {r["instance"]["instance_id"]: r for r in api.iter_migrations()}
+                self._fire_due_schedules(scheduler, clock.now(), aws)
+                self._cut_over_wave_b(ec2, api, fleet, records)
+                if time.monotonic() - last_sync > 2.0:
+                    aws.invoke(aws.status_sync, {"source": "aws.events", "detail-type": "Scheduled Event"},
+                               "aws2azure-status-sync")  # fmt: skip
+                    last_sync = time.monotonic()
+                phases = self._phases(ec2, fleet, records)
+                if self.options.live:
+                    live.update(self._view(fleet, records, phases, clock.now()))
+                if all(phases[i.instance_id] in FINAL for i in fleet):
+                    break
+                time.sleep(0.5)
+        # One last status sync so the EC2 tags tell the final story.
+        aws.invoke(aws.status_sync, {"source": "aws.events", "detail-type": "Scheduled Event"}, "aws2azure-status-sync")
+        phases = self._phases(ec2, fleet, records)
+        stats = sim.stats()
+        unexpected = [f"{i.instance_id} ({i.wave}): expected {i.expected}, ended {phases[i.instance_id]}"
+                      for i in fleet if not self._as_expected(i, phases[i.instance_id], records)]  # fmt: skip
+        counts = Counter(phases.values())
+        summary = {
+            "instances": len(fleet),
+            "migrated": counts["Migrated"],
+            "not_ready": counts["NotReady"],
+            "failed": counts["Failed"],
+            "cancelled": counts["Cancelled"],
+            "asr_requests": stats.total_requests,
+            "asr_writes": stats.writes,
+            "wall_seconds": round(time.monotonic() - started, 1),
+        }
+        self.console.print(self._view(fleet, records, phases, clock.now()))
+        for line in unexpected:
+            self.console.print(f"[red]unexpected:[/red] {line}")
+        return DemoResult(summary=summary, unexpected=unexpected, settings=settings)
+
+    def _tag(self, ec2: EC2Client, account: str, region: str, instance: DemoInstance, request: dict[str, str],
+             aws: AwsSide) -> None:  # fmt: skip
+        ec2.create_tags(Resources=[instance.instance_id], Tags=[{"Key": k, "Value": v} for k, v in request.items()])
+        described = ec2.describe_instances(InstanceIds=[instance.instance_id])["Reservations"][0]["Instances"][0]
+        current = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
+        self.tag_versions[instance.instance_id] += 1
+        event = tag_change_event(account=account, region=region, instance_id=instance.instance_id, tags=current,
+                                 changed=sorted(request), version=self.tag_versions[instance.instance_id])  # fmt: skip
+        aws.invoke(aws.intake, event, "aws2azure-intake")
+
+    def _fire_due_schedules(self, scheduler: EventBridgeSchedulerClient, now: datetime, aws: AwsSide) -> None:
+        """EventBridge Scheduler, as moto cannot: invoke the cutover Lambda when a one-time schedule is due."""
+        for summary in scheduler.list_schedules(GroupName=SCHEDULER_GROUP).get("Schedules", []):
+            name = summary["Name"]
+            if name in self.fired_schedules:
+                continue
+            schedule = scheduler.get_schedule(Name=name, GroupName=SCHEDULER_GROUP)
+            match = AT_EXPRESSION.match(schedule["ScheduleExpression"])
+            if match is None or datetime.fromisoformat(match["when"]).replace(tzinfo=UTC) > now:
+                continue
+            self.fired_schedules.add(name)
+            aws.invoke(aws.cutover, json.loads(schedule["Target"]["Input"]), "aws2azure-cutover")
+            scheduler.delete_schedule(Name=name, GroupName=SCHEDULER_GROUP)  # ActionAfterCompletion: DELETE
+
+    def _cut_over_wave_b(self, ec2: EC2Client, api: MigrationApi, fleet: list[DemoInstance],
+                         records: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+        """The operator's cutover of wave-b, once every member that can be cut over is waiting for it."""
+        if self.wave_b_cut:
+            return
+        members = [i for i in fleet if i.wave == WAVES[1] and i.expected == "Migrated"]
+        phases = [records.get(i.instance_id, {}).get("phase") for i in members]
+        if not members or any(p not in ("AwaitingCutover", "Failed", "Cancelled", "NotReady") for p in phases):
+            return
+        waiting = [i for i, p in zip(members, phases, strict=True) if p == "AwaitingCutover"]
+        self.wave_b_cut = True
+        if not waiting:
+            return
+        # The operator stops the sources first (ASR cannot), then cuts the wave over with recovery plans.
+        ec2.stop_instances(InstanceIds=[i.instance_id for i in waiting])
+        api.cut_over_wave(WAVES[1], source_stopped=True)
+        self.console.print(f"operator: stopped {len(waiting)} {WAVES[1]} instances and cut the wave over")
+
+    @staticmethod
+    def _phases(ec2: EC2Client, fleet: list[DemoInstance], records: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Azure's record where there is one; else the status the AWS side tagged (NotReady never crosses)."""
+        described = ec2.describe_instances(InstanceIds=[i.instance_id for i in fleet])
+        tags = {i["InstanceId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+                for r in described["Reservations"] for i in r["Instances"]}  # fmt: skip
+        return {i.instance_id: records.get(i.instance_id, {}).get("phase")
+                or tags[i.instance_id].get(tag_keys.STATUS, "Untagged") for i in fleet}  # fmt: skip
+
+    def _as_expected(self, instance: DemoInstance, phase: str, records: dict[str, dict[str, Any]]) -> bool:
+        if instance.expected == "NotReady":
+            return phase == "NotReady"
+        if phase == "Migrated":
+            return True
+        # Under the hostile profile a machine may fail, but only with a reason an operator can act on.
+        return (
+            self.options.faults == "hostile"
+            and phase == "Failed"
+            and bool(records.get(instance.instance_id, {}).get("reason"))
+        )
+
+    def _view(self, fleet: list[DemoInstance], records: dict[str, dict[str, Any]], phases: dict[str, str],
+              now: datetime) -> Group:  # fmt: skip
+        waves = Table("wave", "instances", "per phase", title=f"aws2azure demo - virtual time {now:%Y-%m-%d %H:%M}Z")
+        for wave in WAVES:
+            members = [i for i in fleet if i.wave == wave]
+            counted = Counter(phases[i.instance_id] for i in members)
+            waves.add_row(wave, str(len(members)), ", ".join(f"{p} {n}" for p, n in sorted(counted.items())))
+        instances = Table("instance", "wave", "os", "phase", "progress", "health", "reason")
+        for instance in fleet:
+            record = records.get(instance.instance_id, {})
+            progress = record.get("progress_percent")
+            instances.add_row(
+                instance.instance_id, instance.wave, instance.os_type, phases[instance.instance_id],
+                f"{progress}%" if progress is not None else "-", record.get("replication_health") or "-",
+                (record.get("reason") or instance.why)[:60],
+            )  # fmt: skip
+        return Group(waves, instances)
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult:
+    return Demo(options, console or Console(stderr=True)).run()

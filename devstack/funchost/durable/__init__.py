@@ -1,0 +1,1 @@
+"""Durable Functions for the local host: history replay through the real SDK, state in Azurite."""
