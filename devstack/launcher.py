@@ -25,6 +25,7 @@ from typing import Any
 
 from devstack.settings import (
     DEFAULT_STATE_DIR,
+    MOTO_AMIS_FILE,
     REPO_ROOT,
     AzuriteEndpoints,
     MotoEndpoint,
@@ -145,7 +146,13 @@ def moto_spec(ctx: LaunchContext) -> ServiceSpec:
     port = ctx.port(5000)
     endpoint = MotoEndpoint(url=f"http://{LOOPBACK}:{port}")
     argv = [ctx.python, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    return ServiceSpec("moto", argv, lambda: http_answers(f"{endpoint.url}/moto-api/"), {"moto": endpoint})
+    return ServiceSpec(
+        "moto",
+        argv,
+        lambda: http_answers(f"{endpoint.url}/moto-api/"),
+        {"moto": endpoint},
+        env={"MOTO_AMIS_PATH": str(MOTO_AMIS_FILE)},
+    )
 
 
 def _plugin_spec(module: str) -> Callable[[LaunchContext], ServiceSpec | None]:

@@ -161,7 +161,7 @@ class Demo:
             while time.monotonic() < deadline:
                 records = {r["instance"]["instance_id"]: r for r in api.iter_migrations()}
                 self._fire_due_schedules(scheduler, clock.now(), aws)
-                self._cut_over_wave_b(ec2, api, fleet, records)
+                self._cut_over_wave_b(ec2, api, fleet, self._phases(ec2, fleet, records))
                 if time.monotonic() - last_sync > 2.0:
                     aws.invoke(aws.status_sync, {"source": "aws.events", "detail-type": "Scheduled Event"},
                                "aws2azure-status-sync")  # fmt: skip
@@ -219,12 +219,12 @@ class Demo:
             scheduler.delete_schedule(Name=name, GroupName=SCHEDULER_GROUP)  # ActionAfterCompletion: DELETE
 
     def _cut_over_wave_b(self, ec2: EC2Client, api: MigrationApi, fleet: list[DemoInstance],
-                         records: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+                         phases_now: dict[str, str]) -> None:  # fmt: skip
         """The operator's cutover of wave-b, once every member that can be cut over is waiting for it."""
         if self.wave_b_cut:
             return
         members = [i for i in fleet if i.wave == WAVES[1] and i.expected == "Migrated"]
-        phases = [records.get(i.instance_id, {}).get("phase") for i in members]
+        phases = [phases_now[i.instance_id] for i in members]
         if not members or any(p not in ("AwaitingCutover", "Failed", "Cancelled", "NotReady") for p in phases):
             return
         waiting = [i for i, p in zip(members, phases, strict=True) if p == "AwaitingCutover"]
