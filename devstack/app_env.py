@@ -22,9 +22,7 @@ def function_app_environment(stack: StackSettings) -> dict[str, str]:
             "ASR_SUBSCRIPTION_ID": stack.asr.subscription_id,
             "ASR_RESOURCE_GROUP": stack.asr.resource_group,
             "ASR_VAULT_NAME": stack.asr.vault_name,
-            "TARGET_RESOURCE_GROUP_ID": (
-                f"/subscriptions/{stack.asr.subscription_id}/resourceGroups/aws2azure-target"
-            ),
+            "TARGET_RESOURCE_GROUP_ID": (f"/subscriptions/{stack.asr.subscription_id}/resourceGroups/aws2azure-target"),
             "TARGET_NETWORK_ID": (
                 f"/subscriptions/{stack.asr.subscription_id}/resourceGroups/aws2azure-target"
                 "/providers/Microsoft.Network/virtualNetworks/migrated-vnet"

@@ -249,32 +249,58 @@ class Stack:
         return settings
 
     def _start(self, spec: ServiceSpec) -> None:
-        log_path = self.root / "logs" / f"{spec.name}.log"
-        env = {**os.environ, **spec.env, "AWS2AZURE_STATE_DIR": str(self.root)}
+        self._spawn(spec.name, spec.argv, spec.env, spec.ready)
+
+    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str], ready: Callable[[], bool]) -> None:
+        log_path = self.root / "logs" / f"{name}.log"
+        env = {**os.environ, **extra_env, "AWS2AZURE_STATE_DIR": str(self.root)}
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                spec.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=REPO_ROOT, env=env, start_new_session=True,
             )  # fmt: skip
-        record = {"name": spec.name, "pid": process.pid, "argv": spec.argv, "log": str(log_path)}
-        (_pid_dir(self.root) / f"{spec.name}.json").write_text(json.dumps(record))
+        record = {"name": name, "pid": process.pid, "argv": argv, "env": extra_env, "log": str(log_path)}
+        (_pid_dir(self.root) / f"{name}.json").write_text(json.dumps(record))
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise StackError(
-                    f"{spec.name} exited with code {process.returncode} while starting; "
+                    f"{name} exited with code {process.returncode} while starting; "
                     f"last lines of {log_path}:\n{_tail(log_path)}"
                 )
-            if spec.ready():
+            if ready():
                 return
             time.sleep(0.1)
-        raise StackError(
-            f"{spec.name} did not answer within {READY_TIMEOUT_S:.0f}s; see {log_path}:\n{_tail(log_path)}"
-        )
+        raise StackError(f"{name} did not answer within {READY_TIMEOUT_S:.0f}s; see {log_path}:\n{_tail(log_path)}")
+
+    def _record(self, name: str) -> dict[str, Any]:
+        path = _pid_dir(self.root) / f"{name}.json"
+        if not path.exists():
+            raise StackError(f"{name} is not running from {self.root}")
+        record: dict[str, Any] = json.loads(path.read_text())
+        return record
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service's processes, as a crash would: no shutdown handlers run."""
+        record = self._record(name)
+        if _is_ours(record):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(record["pid"]), signal.SIGKILL)
+            _stop_group(int(record["pid"]), timeout_s=5.0)
+
+    def restart(self, name: str, ready: Callable[[], bool]) -> None:
+        """Start a killed (or running) service again with the same command line, ports and settings."""
+        record = self._record(name)
+        if _is_ours(record):
+            self.kill(name)
+        self._spawn(name, record["argv"], record.get("env", {}), ready)
 
     def down(self, *, quiet: bool = False) -> list[str]:
         stopped = []
-        for path, record in self._records():
+        # Stop in the reverse of start order: the host first, so it never runs against a stopped service.
+        order = {name: index for index, name in enumerate(DEFAULT_SERVICES)}
+        records = sorted(self._records(), key=lambda item: -order.get(item[1]["name"], -1))
+        for path, record in records:
             pid = int(record["pid"])
             if _is_ours(record):
                 _stop_group(pid)

@@ -39,17 +39,13 @@ def observe_replication(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload", activity="record_phase")
 def record_phase(payload: dict[str, Any]) -> dict[str, Any]:
     return capture(
-        lambda: services().steps.record_phase(
-            payload["migration_id"], Phase(payload["phase"]), payload["reason"]
-        )
+        lambda: services().steps.record_phase(payload["migration_id"], Phase(payload["phase"]), payload["reason"])
     )
 
 
 @bp.activity_trigger(input_name="payload", activity="log_event")
 def log_event(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(
-        lambda: services().steps.note(payload["migration_id"], payload["kind"], payload["message"])
-    )
+    return capture(lambda: services().steps.note(payload["migration_id"], payload["kind"], payload["message"]))
 
 
 @bp.activity_trigger(input_name="payload", activity="start_test_failover")

@@ -49,17 +49,11 @@ async def dispatch(
         except Exception:
             # Two deliveries raced past the status check: the host refuses the second start.
             if await runtime_status(client, migration_id) in ("Pending", "Running"):
-                decision = IntakeDecision(
-                    IntakeAction.IGNORE, "duplicate request: started by a concurrent delivery"
-                )
+                decision = IntakeDecision(IntakeAction.IGNORE, "duplicate request: started by a concurrent delivery")
             else:
                 raise
     elif decision.action is IntakeAction.RAISE_EVENT:
-        name = (
-            names.EVENT_FAILOVER_REQUESTED
-            if isinstance(event, FailoverRequested)
-            else names.EVENT_CANCEL_REQUESTED
-        )
+        name = names.EVENT_FAILOVER_REQUESTED if isinstance(event, FailoverRequested) else names.EVENT_CANCEL_REQUESTED
         await client.raise_event(migration_id, name, event.data.model_dump(mode="json"))
     logger.info(
         "%s %s: %s (%s)", migration_id, event.type.rsplit(".", 2)[-2], decision.action.value, decision.reason,

@@ -119,12 +119,8 @@ class CancelRequested(_CloudEvent):
     data: CancelRequestedData
 
 
-MigrationEvent = Annotated[
-    MigrationRequested | FailoverRequested | CancelRequested, Field(discriminator="type")
-]
-_EVENT_ADAPTER: TypeAdapter[MigrationRequested | FailoverRequested | CancelRequested] = TypeAdapter(
-    MigrationEvent
-)
+MigrationEvent = Annotated[MigrationRequested | FailoverRequested | CancelRequested, Field(discriminator="type")]
+_EVENT_ADAPTER: TypeAdapter[MigrationRequested | FailoverRequested | CancelRequested] = TypeAdapter(MigrationEvent)
 
 
 def _describe(error: ValidationError) -> list[str]:

@@ -40,11 +40,7 @@ def decide(
             return IntakeDecision(IntakeAction.IGNORE, "duplicate request: the migration is already running")
         if record is not None and record.phase is Phase.MIGRATED:
             return IntakeDecision(IntakeAction.IGNORE, "already migrated; a new request changes nothing")
-        if (
-            record is not None
-            and record.request_id == event.data.request_id
-            and record.phase is not Phase.FAILED
-        ):
+        if record is not None and record.request_id == event.data.request_id and record.phase is not Phase.FAILED:
             return IntakeDecision(
                 IntakeAction.IGNORE,
                 f"late duplicate of request {event.data.request_id} (ended {record.phase.value})",

@@ -110,9 +110,7 @@ class MigrationTags:
         return parsed
 
 
-def status_tags(
-    phase: str, *, updated_at: datetime, reason: str = "", progress: int | None = None
-) -> dict[str, str]:
+def status_tags(phase: str, *, updated_at: datetime, reason: str = "", progress: int | None = None) -> dict[str, str]:
     """The tags that report a migration's status on its EC2 instance."""
     tags = {
         STATUS: phase,

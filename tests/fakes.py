@@ -129,9 +129,7 @@ class FakeAsr:
 
     def ensure_os_supported(self, machine: DiscoveredMachine) -> None:
         if machine.name in self.unsupported_os:
-            raise PreconditionFailed(
-                f"{machine.os_name or machine.os_type} is not supported", code="UnsupportedOs"
-            )
+            raise PreconditionFailed(f"{machine.os_name or machine.os_type} is not supported", code="UnsupportedOs")
 
     def begin_enable_replication(self, machine: DiscoveredMachine, plan: ReplicationPlan) -> str:
         job = self._job("EnableReplication", machine.name)
@@ -197,8 +195,6 @@ class FakeAsr:
         return self._job("RecoveryPlanCommit", plan_name)
 
 
-def _conforms(
-    store: InMemoryStore, asr: FakeAsr, clock: ManualClock
-) -> tuple[MigrationStore, AsrGateway, Clock]:
+def _conforms(store: InMemoryStore, asr: FakeAsr, clock: ManualClock) -> tuple[MigrationStore, AsrGateway, Clock]:
     # Type-checked proof that the fakes implement the ports (mypy checks this assignment).
     return store, asr, clock

@@ -123,12 +123,8 @@ class Replay:
         self.custom_status = state.get("customStatus")
         actions = [action for group in state.get("actions", []) for action in group]
         # Activities and timers take sequence numbers; waits for events do not.
-        sequenced = [
-            a for a in actions if a["actionType"] in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER)
-        ]
-        cancelled = {
-            i for i, a in enumerate(sequenced) if a["actionType"] == CREATE_TIMER and a.get("isCanceled")
-        }
+        sequenced = [a for a in actions if a["actionType"] in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER)]
+        cancelled = {i for i, a in enumerate(sequenced) if a["actionType"] == CREATE_TIMER and a.get("isCanceled")}
         self.timers = [t for t in self.timers if t.event_id not in cancelled]
         for action in sequenced[self.scheduled :]:
             kind = action["actionType"]
@@ -137,9 +133,7 @@ class Replay:
                 payload = json.loads(action["input"]) if action.get("input") is not None else None
                 self.activities.append(PendingActivity(self.scheduled, action["functionName"], payload))
                 self.calls.append((action["functionName"], payload))
-                self.history.append(
-                    _event(TASK_SCHEDULED, self.now, self.scheduled, Name=action["functionName"])
-                )
+                self.history.append(_event(TASK_SCHEDULED, self.now, self.scheduled, Name=action["functionName"]))
             else:
                 fire_at = datetime.fromisoformat(action["fireAt"].replace("Z", "+00:00"))
                 if self.scheduled not in cancelled:

@@ -146,7 +146,8 @@ class HttpFrontEnd:
             log.error("HTTP function %s failed: %s: %s", fn.name, type(exc).__name__, exc)
             return PlainTextResponse("Internal Server Error", status_code=500)
         finally:
-            self.tracker.end()
+            # A GET without a durable client cannot start or signal anything: it leaves the clock free.
+            self.tracker.end(changed=bool(fn.durable_client_param) or request.method not in ("GET", "HEAD"))
         return to_response(result)
 
     # --- serving -------------------------------------------------------------------------------------

@@ -110,10 +110,13 @@ class WorkTracker:
         with self._cond:
             self._inflight += 1
 
-    def end(self) -> None:
+    def end(self, *, changed: bool = True) -> None:
+        """``changed=False`` for work that cannot have created more work (a plain read), so that a
+        client polling a status API does not hold the virtual clock still."""
         with self._cond:
             self._inflight -= 1
-            self.epoch += 1
+            if changed:
+                self.epoch += 1
             self._cond.notify_all()
 
     @property

@@ -1,0 +1,83 @@
+"""Issue 5's end-to-end path: a CloudEvent on the queue -> Migrated, against the whole local stack.
+
+Checks the three places that tell the story: the simulator's request log (what was asked of ASR),
+the Table records (what we recorded), and the orchestration's outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueClient
+
+from devstack.asr_sim.control import SimulatorControl
+from devstack.launcher import Stack
+from devstack.settings import StackSettings
+from functions.adapters.table_store import TableStore
+from tests.e2e.support import api_of, intake_queue, migration_id, phase_of, restart_host, send_event, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, StackSettings]]:
+    stack = Stack(tmp_path_factory.mktemp("e2e-stack"))
+    settings = stack.up()
+    yield stack, settings
+    stack.down()
+
+
+def test_a_request_on_the_queue_ends_migrated_with_one_failover_despite_duplicates_and_restarts(
+    stack: tuple[Stack, StackSettings],
+) -> None:
+    running, settings = stack
+    assert settings.asr is not None
+    assert settings.azurite is not None
+    sim = SimulatorControl.from_endpoint(settings.asr)
+    api, queue = api_of(settings), intake_queue(settings)
+    instance = "i-0e2e0000000000001"
+    item = sim.seed_machine("10.20.0.11", "Linux", "Ubuntu 22.04 LTS", [64, 256], friendly_name=instance)
+    request = {"private_ip": "10.20.0.11", "os_family": "linux", "wave": "e2e", "request_id": "r-e2e-1"}
+
+    send_event(queue, "MigrationRequested", instance, request)
+    send_event(queue, "MigrationRequested", instance, request)  # a duplicate delivery changes nothing
+    wait_for(lambda: phase_of(api, instance) == "AwaitingCutover", what="AwaitingCutover")
+
+    stopped = {"requested_by": "schedule", "source_stopped": True}
+    for delivery in range(3):
+        send_event(queue, "FailoverRequested", instance, stopped)
+        if delivery < 2:
+            restart_host(running, settings)  # the host dies and comes back between deliveries
+    wait_for(lambda: phase_of(api, instance) == "Migrated", timeout=120, what="Migrated")
+
+    stats = sim.stats()
+    assert stats.failover_requests.get(item) == 1, stats.failover_requests
+    assert stats.failovers_started.get(item) == 1
+    writes = [r.operation for r in sim.requests() if r.kind == "write" and r.machine == item]
+    assert writes == [
+        "ReplicationProtectedItems_Create",
+        "ReplicationProtectedItems_UnplannedFailover",
+        "ReplicationProtectedItems_FailoverCommit",
+        "ReplicationProtectedItems_Delete",
+    ], writes
+
+    store = TableStore(TableServiceClient.from_connection_string(settings.azurite.connection_string))
+    record = store.get(migration_id(instance))
+    assert record.phase.value == "Migrated"
+    assert record.failover_requested_at is not None
+    kinds = [event.kind for event in store.list_events(migration_id(instance))]
+    for expected in ("MigrationRequested", "AsrJobStarted", "AsrJobFinished", "PhaseChanged"):
+        assert expected in kinds
+    phases = [e.message for e in store.list_events(migration_id(instance)) if e.kind == "PhaseChanged"]
+    assert phases[-1].endswith("-> Migrated")
+
+
+def test_an_invalid_message_goes_to_the_poison_queue_and_nothing_starts(stack: tuple[Stack, StackSettings]) -> None:
+    _, settings = stack
+    queue = intake_queue(settings)
+    queue.send_message("bm90IGEgY2xvdWQgZXZlbnQ=")  # base64 of "not a cloud event"
+    assert settings.azurite is not None
+    poison = QueueClient.from_connection_string(settings.azurite.connection_string, "migration-requests-poison")
+    wait_for(lambda: (poison.get_queue_properties().approximate_message_count or 0) >= 1, what="poison message")
