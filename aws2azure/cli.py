@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -246,6 +247,8 @@ def demo(
     if faults not in ("none", "flaky", "hostile"):
         console.print("[red]--faults must be none, flaky or hostile[/red]")
         raise typer.Exit(2)
+    # `timeout` and CI send SIGTERM: exit through the demo's cleanup, so the stack is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     options = DemoOptions(instances=instances, faults=faults, keep=keep, json_summary=as_json,  # type: ignore[arg-type]
                           state_dir=state_dir, timeout_s=timeout, live=not as_json)  # fmt: skip
     try:

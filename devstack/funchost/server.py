@@ -107,7 +107,10 @@ class HttpFrontEnd:
     async def host_status(self, request: Request) -> Response:
         if not self.keys.allows("", "admin", presented_key(request)):
             return Response(status_code=401)
-        return JSONResponse({"state": "Running", "functions": [f.name for f in self.app.functions]})
+        status: dict[str, Any] = {"state": "Running", "functions": [f.name for f in self.app.functions]}
+        if self.management is not None:
+            status["durable"] = dict(self.management.engine.stats)
+        return JSONResponse(status)
 
     async def trigger(self, request: Request) -> Response:
         path = request.path_params.get("path", "")

@@ -15,7 +15,7 @@ from migration.phases import Phase
 from migration.steps import CLAIMED_BY_WAVE, MigrationSteps
 from migration.waves import WaveCutover, plan_name
 from tests.fakes import FakeAsr, InMemoryStore, ManualClock
-from tests.replay import PendingActivity, Replay, orchestrator_handle
+from devstack.replay import PendingActivity, Replay, orchestrator_handle
 
 
 def build_wave(count: int, *, not_ready: int = 0) -> tuple[InMemoryStore, FakeAsr, ManualClock, MigrationSteps]:

@@ -395,6 +395,9 @@ class DurableEngine:
             outcome = instance.run_episode(self.clock.now(), self._invoker_for(orchestrator))
             self.stats["episodes"] += 1
             self.stats["replayed_events"] += outcome.replayed_events
+            # The longest single-execution history each orchestrator has replayed (benchmarks read it).
+            longest = f"max_history_events:{instance.name}"
+            self.stats[longest] = max(self.stats.get(longest, 0), outcome.replayed_events)
             if log.isEnabledFor(logging.INFO) and outcome.invoked:
                 log.info(
                     "Executed 'Functions.%s' (Orchestrator, InstanceId=%s, Status=%s, "

@@ -1,0 +1,267 @@
+"""``make bench``: the figures a cloud team can check, measured in one run on the local stack.
+
+Writes ``bench/results.json`` and prints a table. docs/PERFORMANCE.md explains each figure.
+``--quick`` runs a reduced form (smaller waves, fewer records) for CI, to catch regressions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from azure.data.tables import TableServiceClient
+
+from bench import intake_bench
+from devstack.asr_sim.control import SimulatorControl
+from devstack.launcher import Stack
+from devstack.replay import PendingActivity, Replay, orchestrator_handle
+from devstack.settings import REPO_ROOT, StackSettings
+from functions import names
+from functions.adapters.table_store import TableStore
+from functions.orchestrations import bp as orchestrations
+from migration.identity import InstanceRef
+from migration.phases import Phase
+from migration.records import MigrationRecord
+from migration.workflow import WorkflowState
+from tests.e2e.support import ACCOUNT, REGION, api_of, intake_queue, send_event
+
+RESULTS = REPO_ROOT / "bench" / "results.json"
+# 756 GiB at 3 MB/s with 1 GiB/day of churn: about three days of initial replication per machine.
+DISKS_GIB = (256, 500)
+UPLOAD_MB_PER_S = 3.0
+CHURN_MB_PER_DAY = 1024.0
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _phases(settings: StackSettings) -> dict[str, str]:
+    return {r["migration_id"]: r["phase"] for r in api_of(settings).iter_migrations(wave="bench")}
+
+
+def measure_wave(count: int, state_dir: Path) -> dict[str, Any]:
+    """``count`` machines, three days of initial replication each, from the queue to Migrated."""
+    stack = Stack(state_dir)
+    settings = stack.up()
+    try:
+        assert settings.asr is not None
+        assert settings.host is not None
+        sim = SimulatorControl.from_endpoint(settings.asr)
+        queue = intake_queue(settings)
+        instances = [f"i-{0xBE00000 + n:017x}" for n in range(count)]
+        for n, instance in enumerate(instances):
+            sim.seed_machine(f"10.{100 + n // 62500}.{n // 250 % 250}.{n % 250 + 1}", "Linux", "Ubuntu 22.04 LTS",
+                             DISKS_GIB, churn_mb_per_day=CHURN_MB_PER_DAY, upload_mb_per_s=UPLOAD_MB_PER_S,
+                             friendly_name=instance)  # fmt: skip
+        started = time.monotonic()
+        for n, instance in enumerate(instances):
+            ip = f"10.{100 + n // 62500}.{n // 250 % 250}.{n % 250 + 1}"
+            send_event(queue, "MigrationRequested", instance,
+                       {"private_ip": ip, "os_family": "linux", "wave": "bench", "request_id": f"r-{n}"})  # fmt: skip
+        ids = {f"{ACCOUNT}-{REGION}-{i}" for i in instances}
+        _wait(lambda: (p := _phases(settings)).keys() >= ids and all(p[i] == "AwaitingCutover" for i in ids),
+              timeout=60 + count * 2.0, what="every machine ready for cutover")  # fmt: skip
+        for instance in instances:
+            send_event(queue, "FailoverRequested", instance, {"requested_by": "schedule", "source_stopped": True})
+        _wait(lambda: all(p == "Migrated" for p in _phases(settings).values()), timeout=60 + count * 2.0,
+              what="every machine migrated")  # fmt: skip
+        wall = time.monotonic() - started
+        stats = sim.stats()
+        host = httpx.get(f"{settings.host.base_url}/admin/host/status",
+                         headers={"x-functions-key": settings.host.master_key}, timeout=30).json()  # fmt: skip
+        return {
+            "vms": count,
+            "wall_s": round(wall, 1),
+            "asr_requests_per_vm": round(stats.total_requests / count, 1),
+            "asr_writes_per_vm": round(stats.writes / count, 2),
+            "asr_requests_by_operation": stats.per_operation,
+            "peak_asr_writes_per_s": stats.peak_writes_per_second(),
+            "max_history_events": host["durable"].get(f"max_history_events:{names.MIGRATE_INSTANCE}", 0),
+            "failovers_started_max": max(stats.failovers_started.values(), default=0),
+        }
+    finally:
+        stack.down(quiet=True)
+
+
+def measure_replay(days: int = 7) -> dict[str, float]:
+    """Orchestrator replay time per episode early and late in a ``days``-long replication."""
+    handle = orchestrator_handle(orchestrations, names.MIGRATE_INSTANCE)
+    start = datetime(2026, 11, 26, tzinfo=UTC)
+    request = {"instance": {"account_id": ACCOUNT, "region": REGION, "instance_id": "i-0be0000000000001"},
+               "private_ip": "10.0.0.1", "os_family": "linux", "request_id": "r"}  # fmt: skip
+    state = WorkflowState.model_validate({"request": request}).model_dump(mode="json")
+    span = timedelta(days=days)
+
+    def respond(activity: PendingActivity, replay: Replay) -> dict[str, Any]:
+        progress = min(100, int((replay.now - start) / span * 100))
+        value: dict[str, Any] = {}
+        if activity.name.startswith("start_"):
+            value = {"job_id": f"job-{activity.name}", "protected_item_name": "item"}
+        elif activity.name == "get_job":
+            value = {"job_id": activity.input["job_id"], "state": "Succeeded"}
+        elif activity.name == "observe_replication":
+            value = {"protection_state": "x", "replication_health": "Normal", "progress_percent": progress,
+                     "ready_for_cutover": progress >= 100, "failed_over": False, "health_errors": []}  # fmt: skip
+        elif activity.name == "register":
+            value = {"migration_id": "m", "phase": "Requested", "new_request": True}
+        return {"ok": True, "value": value}
+
+    timings: list[tuple[datetime, float]] = []
+    replay = Replay(handle, state, start)
+    original = replay.handle
+
+    def timed(context: str) -> str:
+        began = time.perf_counter()
+        result = original(context)
+        timings.append((replay.now, (time.perf_counter() - began) * 1000))
+        return result
+
+    replay.handle = timed
+    # A faster poll floor than production, so a 7-day replication has hundreds of steps to time.
+    import functions.orchestrations as module
+
+    floor = module.POLICY
+    module.POLICY = type(floor)(floor=timedelta(minutes=5), ceiling=timedelta(minutes=30))
+    cutover = {"instance": request["instance"], "requested_by": "schedule", "source_stopped": True}
+    sent: list[bool] = []
+
+    def cut_over_when_ready(run: Replay) -> None:
+        if not sent and run.custom_status and run.custom_status.get("stage") == "await_cutover":
+            sent.append(True)
+            run.raise_event(names.EVENT_FAILOVER_REQUESTED, cutover)
+
+    try:
+        replay.run(respond, max_episodes=20_000, before_episode=cut_over_when_ready)
+    finally:
+        module.POLICY = floor
+    day1 = [ms for at, ms in timings if at - start <= timedelta(days=1)]
+    last = [ms for at, ms in timings if at - start >= span - timedelta(days=1)]
+    return {
+        "replay_ms_day1": round(statistics.median(day1), 3),
+        "replay_ms_day7": round(statistics.median(last), 3),
+        "replay_episodes": len(timings),
+        "replay_max_history_events": replay.max_history,
+        "replay_executions": replay.executions,
+    }
+
+
+def measure_status_api(records: int, state_dir: Path) -> dict[str, Any]:
+    """The HTTP API with ``records`` migrations stored: point reads and wave listings."""
+    stack = Stack(state_dir)
+    settings = stack.up(["azurite", "moto", "asr", "host"])
+    try:
+        assert settings.azurite is not None
+        assert settings.host is not None
+        service = TableServiceClient.from_connection_string(settings.azurite.connection_string)
+        store = TableStore(service)
+        now = datetime.now(UTC)
+        waves = max(1, records // 100)
+        ids = []
+        for n in range(records):
+            ref = InstanceRef(account_id=ACCOUNT, region=REGION, instance_id=f"i-{0xA000000 + n:017x}")
+            store.create(MigrationRecord(
+                migration_id=ref.migration_id, instance=ref, phase=Phase.REPLICATING, request_id=f"r-{n}",
+                private_ip="10.0.0.1", os_family="linux", wave=f"wave-{n % waves:04d}", progress_percent=n % 100,
+                created_at=now, updated_at=now,
+            ))  # fmt: skip
+            ids.append(ref.migration_id)
+        headers = {"x-functions-key": settings.host.master_key}
+        base = f"{settings.host.base_url}/api"
+        with httpx.Client(timeout=30) as client:
+            get_ms, list_ms = [], []
+            for n in range(200):
+                began = time.perf_counter()
+                client.get(f"{base}/migrations/{ids[(n * 37) % len(ids)]}", headers=headers).raise_for_status()
+                get_ms.append((time.perf_counter() - began) * 1000)
+            for n in range(50):
+                began = time.perf_counter()
+                client.get(f"{base}/migrations", params={"wave": f"wave-{n % waves:04d}"},
+                           headers=headers).raise_for_status()  # fmt: skip
+                list_ms.append((time.perf_counter() - began) * 1000)
+        # The same reads in process, to count the queries that are neither point nor single-partition.
+        probe = TableStore(service)
+        probe.get(ids[0])
+        probe.list(wave="wave-0000")
+        probe.list()
+        return {
+            "records": records,
+            "status_get_p99_ms": round(_percentile(get_ms, 0.99), 1),
+            "status_list_wave_p99_ms": round(_percentile(list_ms, 0.99), 1),
+            "table_scans": probe.table_scans,
+        }
+    finally:
+        stack.down(quiet=True)
+
+
+GOALS = {
+    "asr_requests_per_vm": ("<=", 40), "asr_writes_per_vm": ("<=", 8), "max_history_events": ("<=", 300),
+    "replay_ratio_day7_day1": ("<", 1.2), "wave_wall_s_1000": ("<", 120), "wave_ratio_1000_100": ("<", 12),
+    "peak_asr_writes_per_s": ("<=", 8), "status_get_p99_ms": ("<", 20), "status_list_wave_p99_ms": ("<", 200),
+    "table_scans": ("<=", 0),
+}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the reduced form CI runs")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    work = REPO_ROOT / ".state" / "bench"
+    small, big, records = (10, 0, 500) if args.quick else (100, 1000, 10_000)
+
+    results: dict[str, Any] = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick}
+    wave = measure_wave(small, work / "wave-small")
+    results |= {
+        "asr_requests_per_vm": wave["asr_requests_per_vm"], "asr_writes_per_vm": wave["asr_writes_per_vm"],
+        "max_history_events": wave["max_history_events"], "peak_asr_writes_per_s": wave["peak_asr_writes_per_s"],
+        f"wave_wall_s_{small}": wave["wall_s"], "asr_requests_by_operation": wave["asr_requests_by_operation"],
+    }  # fmt: skip
+    if big:
+        large = measure_wave(big, work / "wave-big")
+        results[f"wave_wall_s_{big}"] = large["wall_s"]
+        results["wave_ratio_1000_100"] = round(large["wall_s"] / wave["wall_s"], 2)
+        results["max_history_events"] = max(results["max_history_events"], large["max_history_events"])
+        results["peak_asr_writes_per_s"] = max(results["peak_asr_writes_per_s"], large["peak_asr_writes_per_s"])
+    replay = measure_replay()
+    results |= replay
+    results["replay_ratio_day7_day1"] = round(replay["replay_ms_day7"] / replay["replay_ms_day1"], 2)
+    results |= measure_status_api(records, work / "status")
+    intake = intake_bench.run(events=20 if args.quick else 50, repeats=2 if args.quick else 5)
+    results["intake_p50_ms"] = intake["intake_p50_ms"]
+    results["intake_cold_import_ms"] = intake["intake_cold_import_ms"]
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{'figure':32} {'value':>12}  goal")
+    for key, value in results.items():
+        if isinstance(value, dict):
+            continue
+        goal = GOALS.get(key)
+        verdict = ""
+        if goal is not None and isinstance(value, int | float):
+            met = value <= goal[1] if goal[0] == "<=" else value < goal[1]
+            verdict = f"{goal[0]} {goal[1]}  {'met' if met else 'MISSED'}"
+        print(f"{key:32} {value!s:>12}  {verdict}")
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

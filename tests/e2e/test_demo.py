@@ -1,0 +1,176 @@
+"""Issue 7: the demo, end to end, checked in all three places, and the status page as a person sees it."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+from azure.data.tables import TableServiceClient
+from rich.console import Console
+
+from devstack.asr_sim.control import SimulatorControl
+from devstack.demo.runner import DemoOptions, DemoResult, run_demo
+from devstack.launcher import Stack
+from devstack.settings import REPO_ROOT, StackSettings
+from functions.adapters.table_store import TableStore
+from migration import tags
+from migration.phases import Phase
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+INSTANCES = 6
+OUTPUT = REPO_ROOT / "test-output"
+
+
+@dataclass
+class DemoRun:
+    state_dir: Path
+    thread: threading.Thread | None = None
+    result: DemoResult | None = None
+    error: BaseException | None = None
+    log: io.StringIO = field(default_factory=io.StringIO)
+
+    def settings(self, timeout: float = 120) -> StackSettings:
+        deadline = time.monotonic() + timeout
+        path = self.state_dir / "stack.json"
+        while time.monotonic() < deadline:
+            if path.exists():
+                settings = StackSettings.load(path)
+                if settings.host is not None:
+                    return settings
+            time.sleep(0.2)
+        raise AssertionError("the demo's stack did not come up")
+
+    def wait(self, timeout: float = 400) -> DemoResult:
+        assert self.thread is not None
+        self.thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None, f"the demo did not finish in {timeout}s:\n{self.log.getvalue()[-3000:]}"
+        return self.result
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    run = DemoRun(state_dir=tmp_path_factory.mktemp("demo"))
+    options = DemoOptions(instances=INSTANCES, keep=True, live=False, state_dir=run.state_dir, timeout_s=300)
+
+    def target() -> None:
+        try:
+            run.result = run_demo(options, Console(file=run.log, width=160))
+        except BaseException as exc:  # reported by wait()
+            run.error = exc
+
+    run.thread = threading.Thread(target=target, name="demo", daemon=True)
+    run.thread.start()
+    yield run
+    if run.thread.is_alive():
+        run.thread.join(400)
+    Stack(run.state_dir).down(quiet=True)
+
+
+def _chromium() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    # The test setup installs Debian's chromium when it is missing (it is not part of the venv).
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=600)
+        except (OSError, subprocess.SubprocessError):
+            return None
+    return shutil.which("chromium")
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--window-size=1400,1000",
+]  # fmt: skip
+
+
+def test_the_status_page_shows_the_wave_moving(demo: DemoRun, tmp_path: Path) -> None:
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("Debian's chromium could not be installed here")
+    settings = demo.settings()
+    assert settings.host is not None
+    url = f"{settings.host.base_url}/api/status?code={settings.host.master_key}"
+    dom = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        # Wait until some instances have crossed to Azure, so the page has a wave to show.
+        dom = subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
+            capture_output=True, text=True, timeout=60, check=False,
+        ).stdout  # fmt: skip
+        if "wave-a" in dom and "wave-b" in dom:
+            break
+        time.sleep(1)
+    assert "aws2azure migrations" in dom
+    assert "wave-a" in dom
+    assert "wave-b" in dom
+    assert 'id="instances"' in dom
+    assert "refreshes every 5 s" in dom
+    OUTPUT.mkdir(exist_ok=True)
+    screenshot = OUTPUT / "status-page.png"
+    subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={screenshot}", url],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_the_demo_ends_as_expected_in_tables_tags_and_asr(demo: DemoRun) -> None:
+    result = demo.wait()
+    assert result.unexpected == [], result.unexpected
+    assert result.summary["migrated"] == INSTANCES - 2
+    assert result.summary["not_ready"] == 2
+    settings = result.settings
+    assert settings is not None
+    assert settings.azurite is not None
+    assert settings.moto is not None
+    assert settings.asr is not None
+
+    # Table Storage: every instance that crossed to Azure is Migrated, with its audit log.
+    store = TableStore(TableServiceClient.from_connection_string(settings.azurite.connection_string))
+    records = store.list(page_size=100).items
+    assert len(records) == INSTANCES - 2
+    assert {r.phase for r in records} == {Phase.MIGRATED}
+    for record in records:
+        assert record.failover_requested_at is not None
+        assert next(e.kind for e in store.list_events(record.migration_id)) == "MigrationRequested"
+    by_plan = [r for r in records if r.cutover_plan]
+    assert {r.wave for r in by_plan} == {"wave-b"}  # wave-b went over together, by recovery plan
+
+    # EC2 tags in moto: the status the AWS side wrote back.
+    ec2 = boto3.client("ec2", endpoint_url=settings.moto.url, region_name=settings.moto.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    statuses: dict[str, tuple[str, str]] = {}
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for instance in reservation["Instances"]:
+            found = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+            statuses[instance["InstanceId"]] = (found.get(tags.STATUS, ""), found.get(tags.REASON, ""))
+    assert sorted(status for status, _ in statuses.values()) == ["Migrated"] * (INSTANCES - 2) + ["NotReady"] * 2
+    reasons = [reason for status, reason in statuses.values() if status == "NotReady"]
+    assert any("paravirtual" in reason for reason in reasons)
+    assert any("9443" in reason for reason in reasons)
+
+    # The simulator: each machine failed over once, committed, and its migration completed.
+    stats = SimulatorControl.from_endpoint(settings.asr).stats()
+    assert sorted(stats.failovers_started.values()) == [1] * (INSTANCES - 2)
+    assert all(count == 1 for count in stats.failover_requests.values())
+    operations = stats.per_operation
+    assert (
+        operations.get("ReplicationProtectedItems_UnplannedFailover", 0)
+        + operations.get("ReplicationRecoveryPlans_UnplannedFailover", 0)
+        >= 2
+    )
+    assert operations.get("ReplicationProtectedItems_Delete", 0) == INSTANCES - 2  # complete migration
