@@ -42,6 +42,7 @@ e2e: deps
 
 test: deps lint typecheck infra-check
 	$(PY) -m pytest -q
+	$(PY) -m bench.run --quick --check --output .state/bench-quick.json
 
 infra-check:
 	infra/check.sh

@@ -223,6 +223,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the reduced form CI runs")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--check", action="store_true", help="exit non-zero when a goal is missed (CI)")
     args = parser.parse_args()
     work = REPO_ROOT / ".state" / "bench"
     small, big, records = (10, 0, 500) if args.quick else (100, 1000, 10_000)
@@ -251,6 +252,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{'figure':32} {'value':>12}  goal")
+    missed = []
     for key, value in results.items():
         if isinstance(value, dict):
             continue
@@ -259,8 +261,12 @@ def main() -> None:
         if goal is not None and isinstance(value, int | float):
             met = value <= goal[1] if goal[0] == "<=" else value < goal[1]
             verdict = f"{goal[0]} {goal[1]}  {'met' if met else 'MISSED'}"
+            if not met:
+                missed.append(key)
         print(f"{key:32} {value!s:>12}  {verdict}")
     print(f"written to {args.output}")
+    if args.check and missed:
+        raise SystemExit(f"goals missed: {', '.join(missed)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Pace ASR writes under ARM's write budget.
 
-A token bucket in real (monotonic) time, shared by every activity of one worker. ARM throttles
+A sliding window in real (monotonic) time, shared by every activity of one worker. ARM throttles
 writes per subscription; the limit per worker is ``ASR_WRITES_PER_SECOND`` (default 8), so the
 deployment caps workers to keep workers x rate under the subscription's budget (docs/DEPLOY.md).
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -17,42 +18,50 @@ from migration.ports import AsrGateway, AsrJob, DiscoveredMachine, ReplicationPl
 T = TypeVar("T")
 
 
-class TokenBucket:
-    def __init__(self, rate_per_second: float, *, burst: float = 1.0,
+class WriteLimiter:
+    """At most ``rate_per_second`` writes in any rolling one-second window (ARM's budget is counted so).
+
+    A sliding window rather than a token bucket: a bucket lets ``rate + burst`` through in some
+    one-second windows. ``margin`` keeps a little headroom for network jitter between here and ARM.
+    """
+
+    def __init__(self, rate_per_second: float, *, margin_s: float = 0.02,
                  monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
-        self.rate = rate_per_second
-        self.capacity = max(1.0, burst)
-        self._tokens = self.capacity
+        self.limit = max(1, int(rate_per_second))
+        self.window = 1.0 + margin_s
+        self._recent: deque[float] = deque()
         self._monotonic = monotonic
         self._sleep = sleep
-        self._updated = monotonic()
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
-        """Take one token, sleeping until one is free; returns the seconds waited."""
+        """Wait until one more write fits in the window; returns the seconds waited."""
+        waited = 0.0
         with self._lock:
             now = self._monotonic()
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= 1
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+            while self._recent and now - self._recent[0] >= self.window:
+                self._recent.popleft()
+            if len(self._recent) >= self.limit:
+                waited = self._recent[0] + self.window - now
+                self._sleep(waited)
+                now = self._monotonic()
+                self._recent.popleft()
+            self._recent.append(now)
+        return waited
 
 
 class PacedAsrGateway:
     """An AsrGateway whose writes (begin_*, create_recovery_plan) take a token first; reads pass."""
 
-    def __init__(self, inner: AsrGateway, bucket: TokenBucket) -> None:
+    def __init__(self, inner: AsrGateway, limiter: WriteLimiter) -> None:
         self.inner = inner
-        self.bucket = bucket
+        self.limiter = limiter
 
     def _write(self, call: Callable[[], T]) -> T:
-        self.bucket.acquire()
+        self.limiter.acquire()
         return call()
 
     def find_machine_by_ip(self, private_ip: str) -> DiscoveredMachine:

@@ -26,6 +26,7 @@ th{background:#f0f3f6;font-weight:600}
 .pill.ok{background:#dafbe1;color:#1a7f37}.pill.bad{background:#ffebe9;color:#cf222e}
 .pill.wait{background:#fff8c5;color:#9a6700}.pill.muted{background:#eaeef2;color:#57606a}
 .counts span{margin-right:.8rem} .reason{color:#57606a;max-width:40rem}
+#instances td:nth-child(-n+3),#instances td:nth-child(5){white-space:nowrap}
 """
 SCRIPT = """
 setInterval(async () => {

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from devstack.replay import PendingActivity, Replay, orchestrator_handle
 from functions import names
 from functions.wave_orchestration import bp
 from migration.errors import PreconditionFailed
@@ -15,7 +16,6 @@ from migration.phases import Phase
 from migration.steps import CLAIMED_BY_WAVE, MigrationSteps
 from migration.waves import WaveCutover, plan_name
 from tests.fakes import FakeAsr, InMemoryStore, ManualClock
-from devstack.replay import PendingActivity, Replay, orchestrator_handle
 
 
 def build_wave(count: int, *, not_ready: int = 0) -> tuple[InMemoryStore, FakeAsr, ManualClock, MigrationSteps]:
