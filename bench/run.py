@@ -10,7 +10,6 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,10 @@ import httpx
 from azure.data.tables import TableServiceClient
 
 from bench import intake_bench
-from devstack.asr_sim.control import SimulatorControl
+from bench.wave import WaveDriver
 from devstack.launcher import Stack
 from devstack.replay import PendingActivity, Replay, orchestrator_handle
-from devstack.settings import REPO_ROOT, StackSettings
+from devstack.settings import REPO_ROOT
 from functions import names
 from functions.adapters.table_store import TableStore
 from functions.orchestrations import bp as orchestrations
@@ -30,13 +29,9 @@ from migration.identity import InstanceRef
 from migration.phases import Phase
 from migration.records import MigrationRecord
 from migration.workflow import WorkflowState
-from tests.e2e.support import ACCOUNT, REGION, api_of, intake_queue, send_event
+from tests.e2e.support import ACCOUNT, REGION
 
 RESULTS = REPO_ROOT / "bench" / "results.json"
-# 756 GiB at 3 MB/s with 1 GiB/day of churn: about three days of initial replication per machine.
-DISKS_GIB = (256, 500)
-UPLOAD_MB_PER_S = 3.0
-CHURN_MB_PER_DAY = 1024.0
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -44,47 +39,21 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1.0)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def _phases(settings: StackSettings) -> dict[str, str]:
-    return {r["migration_id"]: r["phase"] for r in api_of(settings).iter_migrations(wave="bench")}
-
-
 def measure_wave(count: int, state_dir: Path) -> dict[str, Any]:
     """``count`` machines, three days of initial replication each, from the queue to Migrated."""
     stack = Stack(state_dir)
     settings = stack.up()
     try:
-        assert settings.asr is not None
         assert settings.host is not None
-        sim = SimulatorControl.from_endpoint(settings.asr)
-        queue = intake_queue(settings)
-        instances = [f"i-{0xBE00000 + n:017x}" for n in range(count)]
-        for n, instance in enumerate(instances):
-            sim.seed_machine(f"10.{100 + n // 62500}.{n // 250 % 250}.{n % 250 + 1}", "Linux", "Ubuntu 22.04 LTS",
-                             DISKS_GIB, churn_mb_per_day=CHURN_MB_PER_DAY, upload_mb_per_s=UPLOAD_MB_PER_S,
-                             friendly_name=instance)  # fmt: skip
+        driver = WaveDriver(settings, count)
+        driver.seed()
         started = time.monotonic()
-        for n, instance in enumerate(instances):
-            ip = f"10.{100 + n // 62500}.{n // 250 % 250}.{n % 250 + 1}"
-            send_event(queue, "MigrationRequested", instance,
-                       {"private_ip": ip, "os_family": "linux", "wave": "bench", "request_id": f"r-{n}"})  # fmt: skip
-        ids = {f"{ACCOUNT}-{REGION}-{i}" for i in instances}
-        _wait(lambda: (p := _phases(settings)).keys() >= ids and all(p[i] == "AwaitingCutover" for i in ids),
-              timeout=60 + count * 2.0, what="every machine ready for cutover")  # fmt: skip
-        for instance in instances:
-            send_event(queue, "FailoverRequested", instance, {"requested_by": "schedule", "source_stopped": True})
-        _wait(lambda: all(p == "Migrated" for p in _phases(settings).values()), timeout=60 + count * 2.0,
-              what="every machine migrated")  # fmt: skip
+        driver.request_all()
+        records = driver.run_to_the_end(timeout=120 + count * 2.0)
         wall = time.monotonic() - started
-        stats = sim.stats()
+        if len(records) != count or any(r["phase"] != "Migrated" for r in records.values()):
+            raise RuntimeError(f"the benchmark wave did not all migrate: {[r['phase'] for r in records.values()]}")
+        stats = driver.sim.stats()
         host = httpx.get(f"{settings.host.base_url}/admin/host/status",
                          headers={"x-functions-key": settings.host.master_key}, timeout=30).json()  # fmt: skip
         return {

@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -94,7 +95,12 @@ class AwsSide:
 
     @staticmethod
     def _cold_start(name: str) -> ModuleType:
-        return importlib.import_module(f"aws_lambda.handlers.{name}")
+        """Import the handler as a new Lambda container would: its settings are read from this environment."""
+        importlib.reload(importlib.import_module("aws_lambda.observability"))
+        module_name = f"aws_lambda.handlers.{name}"
+        if module_name in sys.modules:
+            return importlib.reload(sys.modules[module_name])
+        return importlib.import_module(module_name)
 
     def invoke(self, module: ModuleType, event: dict[str, Any], function: str) -> dict[str, Any]:
         with contextlib.redirect_stdout(self.log):

@@ -1,0 +1,252 @@
+"""``make reliability``: the scenarios a cloud team worries about, each on a wave, reported as figures.
+
+Writes ``reliability/results.json``; docs/RELIABILITY.md explains each scenario. ``--quick`` runs
+smaller waves for CI; ``--check`` exits non-zero when a scenario's expectation fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from azure.data.tables import TableServiceClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from bench.wave import FINAL, WaveDriver
+from devstack.asr_sim.contract import FaultRule
+from devstack.launcher import Stack, http_answers
+from devstack.settings import REPO_ROOT, StackSettings
+from functions.adapters.table_store import TableStore
+from migration.errors import PreconditionFailed
+from migration.identity import InstanceRef
+from migration.phases import Phase
+from migration.records import MigrationRecord
+
+RESULTS = REPO_ROOT / "reliability" / "results.json"
+
+
+def _writes_per_item(driver: WaveDriver) -> Counter[tuple[str, str]]:
+    counted: Counter[tuple[str, str]] = Counter()
+    for request in driver.sim.requests(limit=1_000_000):
+        if request.kind == "write" and request.machine and request.status < 300:
+            counted[(request.machine, request.operation)] += 1
+    return counted
+
+
+def _outcome(driver: WaveDriver, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    phases = Counter(str(r["phase"]) for r in records.values())
+    lost = driver.count - len(records)
+    stuck = sum(1 for r in records.values() if r["phase"] not in FINAL)
+    unexplained = sum(1 for r in records.values() if r["phase"] == "Failed" and not r.get("reason"))
+    writes = _writes_per_item(driver)
+    stats = driver.sim.stats()
+    return {
+        "instances": driver.count,
+        "phases": dict(phases),
+        "lost": lost,
+        "stuck": stuck,
+        "failed_without_reason": unexplained,
+        "duplicate_replications": sum(1 for (_, op), n in writes.items() if op.endswith("_Create") and n > 1),
+        "duplicate_failovers": sum(1 for n in stats.failover_requests.values() if n > 1),
+        "duplicate_writes": sum(1 for n in writes.values() if n > 1),
+        "asr_429_served": stats.throttled_429,
+        "asr_5xx_served": stats.server_errors_5xx,
+    }
+
+
+def _stack(root: Path) -> tuple[Stack, StackSettings]:
+    stack = Stack(root)
+    return stack, stack.up()
+
+
+def scenario_duplicates(count: int, root: Path) -> dict[str, Any]:
+    """Every event delivered three times, and once more after the wave has finished."""
+    stack, settings = _stack(root)
+    try:
+        driver = WaveDriver(settings, count)
+        driver.seed()
+        driver.request_all(copies=3)
+        records = driver.run_to_the_end(timeout=120 + count * 3.0, copies=3)
+        driver.request_all(copies=1)  # much later: the wave is done
+        for instance in driver.instances:
+            driver.cut_over(instance)
+        time.sleep(5)
+        records = driver.records()
+        result = _outcome(driver, records)
+        result["ok"] = (result["duplicate_replications"] == 0 and result["duplicate_failovers"] == 0
+                        and result["phases"] == {"Migrated": count})  # fmt: skip
+        return result
+    finally:
+        stack.down(quiet=True)
+
+
+def scenario_hostile(count: int, root: Path) -> dict[str, Any]:
+    """20% throttling, 5% 5xx, 5% failed ASR jobs, one stalled replication."""
+    stack, settings = _stack(root)
+    try:
+        driver = WaveDriver(settings, count)
+        driver.seed()
+        stalled = driver.items[driver.instances[0]]
+        driver.sim.set_faults(
+            run=FaultRule(throttle_rate=0.2, throttle_retry_after_seconds=2, server_error_rate=0.05,
+                          job_failure_rate=0.05),
+            machines={stalled: FaultRule(stalled=True)},
+            seed=5,
+        )  # fmt: skip
+        driver.request_all()
+        records = driver.run_to_the_end(timeout=180 + count * 4.0)
+        result = _outcome(driver, records)
+        stalled_record = records.get(driver.migration_id(driver.instances[0]), {})
+        result["stalled_reason"] = stalled_record.get("reason", "")
+        result["ok"] = (result["lost"] == 0 and result["stuck"] == 0 and result["failed_without_reason"] == 0
+                        and result["duplicate_failovers"] == 0)  # fmt: skip
+        return result
+    finally:
+        stack.down(quiet=True)
+
+
+def scenario_crashes(count: int, root: Path, crashes: int = 3) -> dict[str, Any]:
+    """The local Functions host SIGKILLed during the wave and restarted."""
+    stack, settings = _stack(root)
+    assert settings.host is not None
+    ping = f"{settings.host.base_url}/admin/host/ping"
+    try:
+        driver = WaveDriver(settings, count)
+        driver.seed()
+        driver.request_all()
+        done: list[float] = []
+
+        def crash(elapsed: float) -> None:
+            if len(done) < crashes and elapsed > 4 * (len(done) + 1):
+                stack.kill("host")
+                stack.restart("host", lambda: http_answers(ping))
+                done.append(elapsed)
+
+        records = driver.run_to_the_end(timeout=180 + count * 3.0, on_tick=crash)
+        result = _outcome(driver, records)
+        result["host_kills"] = len(done)
+        result["ok"] = (result["phases"] == {"Migrated": count} and result["duplicate_writes"] == 0
+                        and len(done) == crashes)  # fmt: skip
+        return result
+    finally:
+        stack.down(quiet=True)
+
+
+def scenario_bad_input(examples: int, root: Path) -> dict[str, Any]:
+    """Generated malformed queue messages and HTTP requests: nothing crashes, every refusal says why."""
+    stack, settings = _stack(root)
+    assert settings.host is not None
+    try:
+        driver = WaveDriver(settings, 0)
+        base, key = f"{settings.host.base_url}/api", settings.host.master_key
+        statuses: Counter[int] = Counter()
+        silent = 0
+        client = httpx.Client(timeout=30, headers={"x-functions-key": key})
+        objects = st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=6).map(json.dumps)
+        junk = st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")), objects)
+
+        @hypothesis_settings(max_examples=examples, deadline=None, database=None,
+                             suppress_health_check=list(HealthCheck))  # fmt: skip
+        @given(body=junk, filter_value=st.text(max_size=80), identifier=st.text(max_size=80))
+        def probe(body: str, filter_value: str, identifier: str) -> None:
+            nonlocal silent
+            driver.queue.send_message(base64.b64encode(body.encode("utf-8", "surrogatepass")).decode())
+            for response in (
+                client.post(f"{base}/migrations", content=body.encode("utf-8", "surrogatepass")),
+                client.get(f"{base}/migrations", params={"wave": filter_value, "phase": filter_value}),
+                client.get(f"{base}/migrations/{httpx.URL(identifier).raw_path.decode() if identifier else 'x'}"),
+                client.post(f"{base}/migrations/{identifier or 'x'}/cutover", content=body),
+            ):
+                statuses[response.status_code] += 1
+                if response.status_code >= 400 and response.status_code != 404 and "message" not in response.text:
+                    silent += 1
+
+        probe()
+        time.sleep(5)
+        records = list(driver.api.iter_migrations())
+        return {
+            "requests": sum(statuses.values()),
+            "queue_messages": examples,
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "server_errors": sum(v for k, v in statuses.items() if k >= 500),
+            "rejections_without_message": silent,
+            "migrations_created": len(records),
+            "ok": sum(v for k, v in statuses.items() if k >= 500) == 0 and silent == 0 and not records,
+        }
+    finally:
+        stack.down(quiet=True)
+
+
+def scenario_concurrent_writers(updates: int, root: Path) -> dict[str, Any]:
+    """Two updaters race on one record through the real store: no update may be lost."""
+    stack, settings = _stack(root)
+    try:
+        assert settings.azurite is not None
+        store = TableStore(TableServiceClient.from_connection_string(settings.azurite.connection_string))
+        ref = InstanceRef(account_id="123456789012", region="eu-west-1", instance_id="i-0c0c0c0c0c0c0c0c0")
+        now = datetime.now(UTC)
+        store.create(MigrationRecord(migration_id=ref.migration_id, instance=ref, phase=Phase.REPLICATING,
+                                     request_id="r", private_ip="10.0.0.1", os_family="linux", progress_percent=0,
+                                     created_at=now, updated_at=now))  # fmt: skip
+        conflicts = Counter[str]()
+
+        def writer(name: str) -> None:
+            for _ in range(updates):
+                while True:
+                    record = store.get(ref.migration_id)
+                    record.progress_percent = (record.progress_percent or 0) + 1
+                    try:
+                        store.update(record)
+                        break
+                    except PreconditionFailed:
+                        conflicts[name] += 1
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        final = store.get(ref.migration_id).progress_percent
+        return {"updates": 2 * updates, "final_count": final, "lost_updates": 2 * updates - (final or 0),
+                "conflicts_retried": sum(conflicts.values()), "ok": final == 2 * updates}  # fmt: skip
+    finally:
+        stack.down(quiet=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    work = REPO_ROOT / ".state" / "reliability"
+    wave = 10 if args.quick else 100
+    results: dict[str, Any] = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "wave": wave}
+    results["duplicates"] = scenario_duplicates(wave, work / "duplicates")
+    results["hostile"] = scenario_hostile(wave, work / "hostile")
+    results["crashes"] = scenario_crashes(wave, work / "crashes")
+    results["bad_input"] = scenario_bad_input(100 if args.quick else 300, work / "bad-input")
+    results["concurrent_writers"] = scenario_concurrent_writers(20 if args.quick else 100, work / "writers")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    failed = [name for name, value in results.items() if isinstance(value, dict) and not value.get("ok")]
+    for name, value in results.items():
+        if isinstance(value, dict):
+            print(f"{name:20} {'ok' if value.get('ok') else 'FAILED':7} {json.dumps(value)[:200]}")
+    print(f"written to {args.output}")
+    if args.check and failed:
+        raise SystemExit(f"scenarios failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
