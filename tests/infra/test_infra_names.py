@@ -289,14 +289,14 @@ def test_handlers_are_the_lambda_handlers_in_aws_lambda(sam: dict[str, Any]) -> 
         assert attribute in defined, f"{module_path} defines no {attribute}"
 
 
-def test_intake_rule_matches_tag_changes_of_the_migrate_tag(sam: dict[str, Any]) -> None:
+def test_intake_rule_matches_tag_changes_of_every_request_tag(sam: dict[str, Any]) -> None:
     event = functions_of(sam)["IntakeFunction"]["Properties"]["Events"]["TagChange"]
 
     assert event["Type"] == "EventBridgeRule"
     assert event["Properties"]["Pattern"] == {
         "source": ["aws.tag"],
         "detail-type": ["Tag Change on Resource"],
-        "detail": {"service": ["ec2"], "resource-type": ["instance"], "changed-tag-keys": [tags.MIGRATE]},
+        "detail": {"service": ["ec2"], "resource-type": ["instance"], "changed-tag-keys": list(tags.REQUEST_TAGS)},
     }
 
 
