@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -39,9 +40,15 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def fresh_stack(state_dir: Path) -> Stack:
+    """A stack with no data left from an earlier run (Azurite keeps its tables on disk)."""
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return Stack(state_dir)
+
+
 def measure_wave(count: int, state_dir: Path) -> dict[str, Any]:
     """``count`` machines, three days of initial replication each, from the queue to Migrated."""
-    stack = Stack(state_dir)
+    stack = fresh_stack(state_dir)
     settings = stack.up()
     try:
         assert settings.host is not None
@@ -134,7 +141,7 @@ def measure_replay(days: int = 7) -> dict[str, float]:
 
 def measure_status_api(records: int, state_dir: Path) -> dict[str, Any]:
     """The HTTP API with ``records`` migrations stored: point reads and wave listings."""
-    stack = Stack(state_dir)
+    stack = fresh_stack(state_dir)
     settings = stack.up(["azurite", "moto", "asr", "host"])
     try:
         assert settings.azurite is not None

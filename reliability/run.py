@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from bench.run import fresh_stack
 from bench.wave import FINAL, WaveDriver
 from devstack.asr_sim.contract import FaultRule
 from devstack.launcher import Stack, http_answers
@@ -65,7 +66,7 @@ def _outcome(driver: WaveDriver, records: dict[str, dict[str, Any]]) -> dict[str
 
 
 def _stack(root: Path) -> tuple[Stack, StackSettings]:
-    stack = Stack(root)
+    stack = fresh_stack(root)
     return stack, stack.up()
 
 

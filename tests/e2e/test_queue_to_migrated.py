@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueClient
@@ -81,3 +82,35 @@ def test_an_invalid_message_goes_to_the_poison_queue_and_nothing_starts(stack: t
     assert settings.azurite is not None
     poison = QueueClient.from_connection_string(settings.azurite.connection_string, "migration-requests-poison")
     wait_for(lambda: (poison.get_queue_properties().approximate_message_count or 0) >= 1, what="poison message")
+
+
+def test_the_http_api_on_the_local_host_says_what_is_wrong(stack: tuple[Stack, StackSettings]) -> None:
+    """The API over real HTTP on the local host: keys, 400/404/409 with messages, OpenAPI served."""
+    _, settings = stack
+    assert settings.host is not None
+    base = f"{settings.host.base_url}/api"
+    key = {"x-functions-key": settings.host.master_key}
+    with httpx.Client(timeout=30) as client:
+        assert client.get(f"{base}/migrations").status_code == 401
+        assert client.get(f"{base}/migrations", params={"code": settings.host.master_key}).status_code == 200
+        missing = client.get(f"{base}/migrations/123456789012-eu-west-1-i-0ffffffffffffffff", headers=key)
+        assert missing.status_code == 404
+        assert "message" in missing.json()["error"]
+        bad_phase = client.get(f"{base}/migrations", params={"phase": "Exploded"}, headers=key)
+        assert bad_phase.status_code == 400
+        assert "Exploded" in bad_phase.json()["error"]["message"]
+        bad_body = client.post(f"{base}/migrations", content=b"{not json", headers=key)
+        assert bad_body.status_code == 400
+        migrated = migration_id("i-0e2e0000000000001")  # migrated by the first test of this module
+        refused = client.post(f"{base}/migrations/{migrated}/cancel", json={}, headers=key)
+        assert refused.status_code == 409
+        assert "never cancel a migration failover" in refused.json()["error"]["message"]
+        wave = client.post(f"{base}/waves/e2e/cutover", json={}, headers=key)
+        assert wave.status_code == 409
+        assert "stop the wave's EC2 instances first" in wave.json()["error"]["message"]
+        openapi = client.get(f"{base}/openapi.json", headers=key).json()
+        assert openapi["openapi"].startswith("3.")
+        assert "/migrations/{migration_id}/cutover" in " ".join(openapi["paths"])
+        page = client.get(f"{base}/status", headers=key)
+        assert page.status_code == 200
+        assert "i-0e2e0000000000001" in page.text
