@@ -295,7 +295,7 @@ def _bicep_suppressions(azure_dir: Path) -> set[tuple[str, str]]:
     return found
 
 
-class _CfnLoader(yaml.SafeLoader):
+class CfnLoader(yaml.SafeLoader):
     """Reads CloudFormation short-form tags as their long form: !Ref X -> {"Ref": X}, !Sub s -> {"Fn::Sub": s}."""
 
 
@@ -314,11 +314,11 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
     return {f"Fn::{suffix}": value}
 
 
-_CfnLoader.add_multi_constructor("!", _intrinsic)
+CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_sam(template: Path) -> dict[str, Any]:
-    document = yaml.load(template.read_text(), Loader=_CfnLoader)
+    document = yaml.load(template.read_text(), Loader=CfnLoader)
     return document if isinstance(document, dict) else {}
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from infra.tools.check_templates import CfnLoader
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECK_SCRIPT = REPO_ROOT / "infra" / "check.sh"
 AZURE_DIR = REPO_ROOT / "infra" / "azure"
@@ -64,28 +66,6 @@ def parse_bicep(*paths: Path) -> dict[str, dict[str, Any]]:
     )
     parsed: dict[str, dict[str, Any]] = json.loads(completed.stdout)
     return {Path(name).name: document for name, document in parsed.items()}
-
-
-class CfnLoader(yaml.SafeLoader):
-    """YAML loader for CloudFormation: short-form tags become their long form (!Ref X -> {"Ref": X})."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        return {"Fn::GetAtt": value.split(".", 1)}
-    return {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_sam_template(path: Path = SAM_TEMPLATE) -> dict[str, Any]:
