@@ -83,7 +83,9 @@ def measure_replay(days: int = 7) -> dict[str, float]:
     start = datetime(2026, 11, 26, tzinfo=UTC)
     request = {"instance": {"account_id": ACCOUNT, "region": REGION, "instance_id": "i-0be0000000000001"},
                "private_ip": "10.0.0.1", "os_family": "linux", "request_id": "r"}  # fmt: skip
-    state = WorkflowState.model_validate({"request": request}).model_dump(mode="json")
+    # A faster poll than production (5 min to 30 min), so a 7-day replication has hundreds of steps to time.
+    bounds = {"poll_floor_seconds": 300, "poll_ceiling_seconds": 1800}
+    state = WorkflowState.model_validate({"request": request, **bounds}).model_dump(mode="json")
     span = timedelta(days=days)
 
     def respond(activity: PendingActivity, replay: Replay) -> dict[str, Any]:
@@ -111,11 +113,6 @@ def measure_replay(days: int = 7) -> dict[str, float]:
         return result
 
     replay.handle = timed
-    # A faster poll floor than production, so a 7-day replication has hundreds of steps to time.
-    import functions.orchestrations as module
-
-    floor = module.POLICY
-    module.POLICY = type(floor)(floor=timedelta(minutes=5), ceiling=timedelta(minutes=30))
     cutover = {"instance": request["instance"], "requested_by": "schedule", "source_stopped": True}
     sent: list[bool] = []
 
@@ -124,10 +121,7 @@ def measure_replay(days: int = 7) -> dict[str, float]:
             sent.append(True)
             run.raise_event(names.EVENT_FAILOVER_REQUESTED, cutover)
 
-    try:
-        replay.run(respond, max_episodes=20_000, before_episode=cut_over_when_ready)
-    finally:
-        module.POLICY = floor
+    replay.run(respond, max_episodes=20_000, before_episode=cut_over_when_ready)
     day1 = [ms for at, ms in timings if at - start <= timedelta(days=1)]
     last = [ms for at, ms in timings if at - start >= span - timedelta(days=1)]
     return {

@@ -12,7 +12,7 @@ import azure.durable_functions as df
 from functions import names
 from functions.settings import FunctionSettings
 from migration.errors import NotFound
-from migration.events import CancelRequested, FailoverRequested, MigrationRequested
+from migration.events import CancelRequested, FailoverRequested, MigrationRequested, MigrationRequestedData
 from migration.intake import IntakeAction, IntakeDecision, decide
 from migration.ports import MigrationStore
 from migration.records import MigrationEvent
@@ -21,6 +21,16 @@ from migration.workflow import WorkflowState
 logger = logging.getLogger("aws2azure.dispatch")
 
 AnyEvent = MigrationRequested | FailoverRequested | CancelRequested
+
+
+def initial_state(request: MigrationRequestedData, settings: FunctionSettings) -> WorkflowState:
+    """The input of a new migrate_instance: the request and the settings it runs under."""
+    return WorkflowState(
+        request=request,
+        approval_required=(request.wave or "") in settings.approval_required_waves,
+        poll_floor_seconds=settings.poll_floor_seconds,
+        poll_ceiling_seconds=settings.poll_ceiling_seconds,
+    )
 
 
 async def runtime_status(client: df.DurableOrchestrationClient, instance_id: str) -> str | None:
@@ -41,9 +51,7 @@ async def dispatch(
         record = None
     decision = decide(event, record, await runtime_status(client, migration_id))
     if decision.action is IntakeAction.START and isinstance(event, MigrationRequested):
-        state = WorkflowState(
-            request=event.data, approval_required=(event.data.wave or "") in settings.approval_required_waves
-        )
+        state = initial_state(event.data, settings)
         try:
             await client.start_new(names.MIGRATE_INSTANCE, migration_id, state.model_dump(mode="json"))
         except Exception:

@@ -34,7 +34,6 @@ TRANSIENT_BACKOFF = timedelta(seconds=30)
 # Episodes per execution before continue_as_new: each costs about 8 history events.
 EPISODES_PER_EXECUTION = 24
 AWAIT_RECHECK = timedelta(hours=6)
-POLICY = PollPolicy()
 
 Task = Any  # the SDK's TaskBase; it has no public type stubs
 Flow = Generator[Task, Any, None]
@@ -47,6 +46,10 @@ class InstanceMigration:
     def __init__(self, context: df.DurableOrchestrationContext) -> None:
         self.context = context
         self.state = WorkflowState.model_validate(context.get_input())
+        self.policy = PollPolicy(
+            floor=timedelta(seconds=self.state.poll_floor_seconds),
+            ceiling=timedelta(seconds=max(self.state.poll_ceiling_seconds, self.state.poll_floor_seconds)),
+        )
         self.cancel_event = self._wait_for(names.EVENT_CANCEL_REQUESTED)
         self.failover_event = self._wait_for(names.EVENT_FAILOVER_REQUESTED)
         self.approve_event = self._wait_for(names.EVENT_APPROVED)
@@ -209,7 +212,7 @@ class InstanceMigration:
             self.state.replication_started_at = self.now
 
     def _watch_job(self, *, after: Stage) -> Flow:
-        delay = job_poll_delay(POLICY, checks_so_far=self.state.job_checks)
+        delay = job_poll_delay(self.policy, checks_so_far=self.state.job_checks)
         woke_by_event = yield from self._sleep(self.now + delay)
         if woke_by_event:
             return
@@ -251,16 +254,16 @@ class InstanceMigration:
             return
         self.state.note_progress(self.now, snapshot["progress_percent"])
         unhealthy = snapshot["replication_health"] == "Critical"
-        if unhealthy and is_stalled(POLICY, now=self.now, no_progress_since=self.state.no_progress_since):
+        if unhealthy and is_stalled(self.policy, now=self.now, no_progress_since=self.state.no_progress_since):
             errors = "; ".join(snapshot["health_errors"]) or "no health error reported"
             yield from self._fail(
                 f"replication stalled at {snapshot['progress_percent'] or 0}% for "
-                f"{POLICY.stall_timeout} with health Critical ({errors}); check the replication appliance "
+                f"{self.policy.stall_timeout} with health Critical ({errors}); check the replication appliance "
                 "and the source's connectivity to it, then retry"
             )
             return
         started = self.state.replication_started_at or self.now
-        delay = next_replication_poll(POLICY, now=self.now, started_at=started,
+        delay = next_replication_poll(self.policy, now=self.now, started_at=started,
                                       progress_percent=snapshot["progress_percent"])  # fmt: skip
         yield from self._sleep(self.now + delay)
 

@@ -10,11 +10,10 @@ import azure.functions as func
 
 from functions import names
 from functions.bootstrap import services
-from functions.dispatch import runtime_status
+from functions.dispatch import initial_state, runtime_status
 from migration.phases import TERMINAL_PHASES
 from migration.reconcile import Verdict, assess, request_from_record
 from migration.records import MigrationEvent
-from migration.workflow import WorkflowState
 
 bp = df.Blueprint()
 logger = logging.getLogger("aws2azure.reconcile")
@@ -46,8 +45,7 @@ async def reconcile(timer: func.TimerRequest, client: df.DurableOrchestrationCli
                 phase=record.phase, message=finding.reason,
             ))  # fmt: skip
             if finding.verdict is Verdict.RESTART:
-                gated = (record.wave or "") in runtime.settings.approval_required_waves
-                state = WorkflowState(request=request_from_record(record), approval_required=gated)
+                state = initial_state(request_from_record(record), runtime.settings)
                 await client.start_new(names.MIGRATE_INSTANCE, record.migration_id, state.model_dump(mode="json"))
         continuation = page.continuation
         if continuation is None:

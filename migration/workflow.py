@@ -63,6 +63,10 @@ class WorkflowState(BaseModel):
     test_failover_done: bool = False
     approval_required: bool = False
     approved: bool = False
+    # The monitor's bounds (settings POLL_FLOOR_SECONDS / POLL_CEILING_SECONDS), fixed at start so that
+    # replays stay deterministic whatever the settings say later.
+    poll_floor_seconds: int = 300
+    poll_ceiling_seconds: int = 6 * 3600
     window_reached: bool = False
     executions: int = 0
     outcome: str | None = None

@@ -382,3 +382,26 @@ def test_an_event_payload_sent_as_json_text_is_understood() -> None:
     replay.run(world, before_episode=as_text)
     assert calls(replay)["start_failover"] == 1
     assert replay.output["outcome"] == "Migrated"
+
+
+def test_the_poll_floor_comes_from_the_settings_the_orchestration_started_with() -> None:
+    from functions.dispatch import initial_state
+    from functions.settings import FunctionSettings
+    from migration.events import MigrationRequestedData
+
+    settings = FunctionSettings.from_environment({
+        "STATE_STORAGE": "UseDevelopmentStorage=true", "ASR_SUBSCRIPTION_ID": "s", "ASR_RESOURCE_GROUP": "rg",
+        "ASR_VAULT_NAME": "v", "TARGET_RESOURCE_GROUP_ID": "t", "TARGET_NETWORK_ID": "n",
+        "TARGET_DEFAULT_SUBNET": "s", "POLL_FLOOR_SECONDS": "60", "APPROVAL_REQUIRED_WAVES": "w1, w2",
+    })  # fmt: skip
+    data = MigrationRequestedData.model_validate(request()["request"] | {"wave": "w2"})
+    state = initial_state(data, settings)
+    assert (state.poll_floor_seconds, state.approval_required) == (60, True)
+    replay = Replay(HANDLE, state.model_dump(mode="json"), START)
+    world = World()
+    replay.episode()
+    replay.complete_activity(replay.activities[0], world(replay.activities[0], replay))  # register
+    replay.episode()
+    replay.complete_activity(replay.activities[0], world(replay.activities[0], replay))  # enable replication
+    replay.episode()
+    assert [t.fire_at - START for t in replay.timers] == [timedelta(seconds=60)]
