@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functions.adapters.asr import AzureSiteRecoveryGateway, build_asr_credential, build_site_recovery_client
 from functions.adapters.table_store import TableStore
 from functions.settings import FunctionSettings
-from migration.pacing import PacedAsrGateway, WriteLimiter
+from migration.pacing import WriteLimiter
 from migration.ports import AsrGateway, Clock, MigrationStore
 from migration.steps import MigrationSteps
 
@@ -39,7 +39,8 @@ def build_clock(settings: FunctionSettings) -> Clock:
 
 def build_services(settings: FunctionSettings) -> Services:
     store = TableStore.from_settings(settings)
-    client = build_site_recovery_client(settings, build_asr_credential(settings))
+    limiter = WriteLimiter(settings.asr_writes_per_second)
+    client = build_site_recovery_client(settings, build_asr_credential(settings), write_limiter=limiter)
     gateway = AzureSiteRecoveryGateway(
         client,
         resource_group=settings.asr_resource_group,
@@ -51,7 +52,7 @@ def build_services(settings: FunctionSettings) -> Services:
         default_tags=settings.target_tags,
         default_vm_size=settings.target_default_vm_size,
     )
-    asr = PacedAsrGateway(gateway, WriteLimiter(settings.asr_writes_per_second))
+    asr: AsrGateway = gateway
     clock = build_clock(settings)
     steps = MigrationSteps(
         store, asr, clock, target_tags=settings.target_tags, default_subnet=settings.target_default_subnet,

@@ -1,6 +1,7 @@
 """Pace ASR writes under ARM's write budget.
 
-A sliding window in real (monotonic) time, shared by every activity of one worker. ARM throttles
+A sliding window in real (monotonic) time, shared by every activity of one worker; the ASR
+client's pipeline takes a slot just before it sends each write (functions/adapters/asr.py). ARM throttles
 writes per subscription; the limit per worker is ``ASR_WRITES_PER_SECOND`` (default 8), so the
 deployment caps workers to keep workers x rate under the subscription's budget (docs/DEPLOY.md).
 """
@@ -10,12 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import TypeVar
-
-from migration.ports import AsrGateway, AsrJob, DiscoveredMachine, ReplicationPlan, ReplicationState
-
-T = TypeVar("T")
+from collections.abc import Callable
 
 
 class WriteLimiter:
@@ -51,57 +47,3 @@ class WriteLimiter:
                 self._recent.popleft()
             self._recent.append(now)
         return waited
-
-
-class PacedAsrGateway:
-    """An AsrGateway whose writes (begin_*, create_recovery_plan) take a token first; reads pass."""
-
-    def __init__(self, inner: AsrGateway, limiter: WriteLimiter) -> None:
-        self.inner = inner
-        self.limiter = limiter
-
-    def _write(self, call: Callable[[], T]) -> T:
-        self.limiter.acquire()
-        return call()
-
-    def find_machine_by_ip(self, private_ip: str) -> DiscoveredMachine:
-        return self.inner.find_machine_by_ip(private_ip)
-
-    def ensure_os_supported(self, machine: DiscoveredMachine) -> None:
-        self.inner.ensure_os_supported(machine)
-
-    def get_replication_state(self, protected_item_name: str) -> ReplicationState:
-        return self.inner.get_replication_state(protected_item_name)
-
-    def get_job(self, job_id: str) -> AsrJob:
-        return self.inner.get_job(job_id)
-
-    def begin_enable_replication(self, machine: DiscoveredMachine, plan: ReplicationPlan) -> str:
-        return self._write(lambda: self.inner.begin_enable_replication(machine, plan))
-
-    def begin_test_failover(self, protected_item_name: str) -> str:
-        return self._write(lambda: self.inner.begin_test_failover(protected_item_name))
-
-    def begin_test_failover_cleanup(self, protected_item_name: str) -> str:
-        return self._write(lambda: self.inner.begin_test_failover_cleanup(protected_item_name))
-
-    def begin_unplanned_failover(self, protected_item_name: str) -> str:
-        return self._write(lambda: self.inner.begin_unplanned_failover(protected_item_name))
-
-    def begin_commit(self, protected_item_name: str) -> str:
-        return self._write(lambda: self.inner.begin_commit(protected_item_name))
-
-    def begin_complete_migration(self, protected_item_name: str) -> str:
-        return self._write(lambda: self.inner.begin_complete_migration(protected_item_name))
-
-    def begin_disable_replication(self, protected_item_name: str) -> str:
-        return self._write(lambda: self.inner.begin_disable_replication(protected_item_name))
-
-    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> None:
-        self._write(lambda: self.inner.create_recovery_plan(plan_name, protected_item_names))
-
-    def begin_recovery_plan_failover(self, plan_name: str) -> str:
-        return self._write(lambda: self.inner.begin_recovery_plan_failover(plan_name))
-
-    def begin_recovery_plan_commit(self, plan_name: str) -> str:
-        return self._write(lambda: self.inner.begin_recovery_plan_commit(plan_name))

@@ -28,6 +28,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import HTTPPolicy
 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 from azure.mgmt.recoveryservicessiterecovery import models as asr
 
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from azure.core.pipeline import PipelineResponse
 
     from functions.settings import FunctionSettings
+from migration.pacing import WriteLimiter
 
 INSTANCE_TYPE = "InMageRcm"
 ResponseHook = Callable[["PipelineResponse[Any, Any]"], None]
@@ -141,9 +144,31 @@ def build_asr_credential(settings: FunctionSettings) -> TokenCredential:
     return DefaultAzureCredential()
 
 
-def build_site_recovery_client(settings: FunctionSettings, credential: TokenCredential) -> SiteRecoveryManagementClient:
+class WritePacingPolicy(HTTPPolicy):  # type: ignore[type-arg]
+    """Holds each ARM write (anything but GET/HEAD) until the worker's write budget has room.
+
+    A transport-level policy, so the pacing applies at the moment a write is sent, every attempt
+    included, whichever operation sends it; reads pass straight through.
+    """
+
+    def __init__(self, limiter: WriteLimiter) -> None:
+        super().__init__()
+        self.limiter = limiter
+
+    def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        if request.http_request.method.upper() not in ("GET", "HEAD"):
+            self.limiter.acquire()
+        response: PipelineResponse = self.next.send(request)  # type: ignore[type-arg]
+        return response
+
+
+def build_site_recovery_client(
+    settings: FunctionSettings, credential: TokenCredential, *, write_limiter: WriteLimiter | None = None
+) -> SiteRecoveryManagementClient:
     """One client per worker. ASR_BASE_URL / ASR_CA_BUNDLE point it at the local simulator."""
     options: dict[str, Any] = dict(SDK_RETRY_SETTINGS)
+    if write_limiter is not None:
+        options["per_retry_policies"] = [WritePacingPolicy(write_limiter)]
     if isinstance(credential, LocalSimulatorOnlyCredential) and not (
         settings.asr_base_url and is_loopback_url(settings.asr_base_url)
     ):

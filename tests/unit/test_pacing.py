@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import pytest
+import requests
+from azure.core.pipeline import Pipeline
+from azure.core.pipeline.transport import HttpRequest, HttpTransport, RequestsTransportResponse
 
-from migration.pacing import PacedAsrGateway, WriteLimiter
-from migration.ports import ReplicationPlan
-from tests.fakes import FakeAsr
+from functions.adapters.asr import WritePacingPolicy
+from migration.pacing import WriteLimiter
 
 
 class FakeTime:
@@ -51,16 +53,38 @@ def test_a_rate_must_be_positive() -> None:
         WriteLimiter(0)
 
 
-def test_only_writes_are_paced() -> None:
+class RecordingTransport(HttpTransport):  # type: ignore[type-arg]
+    """The network, as azure-core sees it: records when each request was sent (a process boundary)."""
+
+    def __init__(self, clock: FakeTime) -> None:
+        self.clock = clock
+        self.sent: list[tuple[str, float]] = []
+
+    def send(self, request: HttpRequest, **kwargs: object) -> RequestsTransportResponse:
+        self.sent.append((request.method, self.clock.now))
+        response = RequestsTransportResponse(request, requests.Response())
+        response.status_code = 202
+        return response
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> RecordingTransport:
+        return self
+
+    def __exit__(self, *args: object) -> None: ...
+
+
+def test_the_pipeline_paces_writes_when_they_are_sent_and_lets_reads_through() -> None:
     clock = FakeTime()
-    asr = FakeAsr()
-    machine = asr.add_machine("10.0.0.1")
-    paced = PacedAsrGateway(asr, WriteLimiter(1, monotonic=clock.monotonic, sleep=clock.sleep))
-    plan = ReplicationPlan(target_vm_name="vm", target_subnet="s")
-    paced.begin_enable_replication(machine, plan)
-    for _ in range(5):
-        paced.get_replication_state(machine.name)  # reads pass straight through
-    start = clock.now
-    asr.protect(machine.name)
-    paced.begin_test_failover(machine.name)
-    assert clock.now - start >= 1.0  # the second write waited for the window
+    transport = RecordingTransport(clock)
+    limiter = WriteLimiter(2, monotonic=clock.monotonic, sleep=clock.sleep)
+    pipeline = Pipeline(transport=transport, policies=[WritePacingPolicy(limiter)])
+    for method in ["GET", "PUT", "POST", "GET", "GET", "POST", "DELETE"]:
+        pipeline.run(HttpRequest(method, "https://127.0.0.1/x"))
+    writes = [at for method, at in transport.sent if method != "GET"]
+    reads = [at for method, at in transport.sent if method == "GET"]
+    assert peak_in_any_second(writes) == 2
+    assert writes[2] - writes[0] >= 1.0  # the third write waited for the window
+    assert reads[:1] == [100.0]  # reads never wait
