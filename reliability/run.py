@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from azure.data.tables import TableServiceClient
@@ -161,12 +162,13 @@ def scenario_bad_input(examples: int, root: Path) -> dict[str, Any]:
         @given(body=junk, filter_value=st.text(max_size=80), identifier=st.text(max_size=80))
         def probe(body: str, filter_value: str, identifier: str) -> None:
             nonlocal silent
-            driver.queue.send_message(base64.b64encode(body.encode("utf-8", "surrogatepass")).decode())
+            raw = body.encode("utf-8", "surrogatepass")
+            driver.queue.send_message(base64.b64encode(raw).decode())
             for response in (
-                client.post(f"{base}/migrations", content=body.encode("utf-8", "surrogatepass")),
+                client.post(f"{base}/migrations", content=raw),
                 client.get(f"{base}/migrations", params={"wave": filter_value, "phase": filter_value}),
-                client.get(f"{base}/migrations/{httpx.URL(identifier).raw_path.decode() if identifier else 'x'}"),
-                client.post(f"{base}/migrations/{identifier or 'x'}/cutover", content=body),
+                client.get(f"{base}/migrations/{quote(identifier, safe='') or 'x'}"),
+                client.post(f"{base}/migrations/{quote(identifier, safe='') or 'x'}/cutover", content=raw),
             ):
                 statuses[response.status_code] += 1
                 if response.status_code >= 400 and response.status_code != 404 and "message" not in response.text:
