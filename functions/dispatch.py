@@ -11,7 +11,7 @@ import azure.durable_functions as df
 
 from functions import names
 from functions.settings import FunctionSettings
-from migration.errors import NotFound
+from migration.errors import NotFound, TransientCloudError
 from migration.events import CancelRequested, FailoverRequested, MigrationRequested, MigrationRequestedData
 from migration.intake import IntakeAction, IntakeDecision, decide
 from migration.ports import MigrationStore
@@ -60,6 +60,10 @@ async def dispatch(
                 decision = IntakeDecision(IntakeAction.IGNORE, "duplicate request: started by a concurrent delivery")
             else:
                 raise
+    elif decision.action is IntakeAction.RETRY_LATER:
+        logger.warning("%s: %s; the message will be delivered again", migration_id, decision.reason,
+                       extra={"migration_id": migration_id, "event_id": event.id})  # fmt: skip
+        raise TransientCloudError(decision.reason)
     elif decision.action is IntakeAction.RAISE_EVENT:
         name = names.EVENT_FAILOVER_REQUESTED if isinstance(event, FailoverRequested) else names.EVENT_CANCEL_REQUESTED
         await client.raise_event(migration_id, name, event.data.model_dump(mode="json"))

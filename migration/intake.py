@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from migration.events import CancelRequested, FailoverRequested, MigrationRequested
-from migration.phases import Phase
+from migration.phases import TERMINAL_PHASES, Phase
 from migration.records import MigrationRecord
 
 # Durable Functions runtime statuses in which an orchestration still acts on events.
@@ -21,6 +21,9 @@ class IntakeAction(StrEnum):
     START = "start"
     RAISE_EVENT = "raise_event"
     IGNORE = "ignore"
+    # The record says a migration is under way but its orchestration does not answer as running (a
+    # host restarting, a lost worker): deliver the message again later rather than drop it.
+    RETRY_LATER = "retry_later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,11 @@ def decide(
     kind = "FailoverRequested" if isinstance(event, FailoverRequested) else "CancelRequested"
     if record is None:
         return IntakeDecision(IntakeAction.IGNORE, f"{kind} for an instance with no migration record")
+    if not running and record.phase not in TERMINAL_PHASES:
+        return IntakeDecision(
+            IntakeAction.RETRY_LATER,
+            f"{kind} for a migration in {record.phase.value} whose orchestration is {runtime_status or 'not found'}",
+        )
     if not running:
         return IntakeDecision(
             IntakeAction.IGNORE, f"{kind} arrived while no migration is running (phase {record.phase.value})"

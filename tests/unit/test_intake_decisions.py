@@ -94,6 +94,10 @@ def test_signals_go_to_a_running_migration_only(event: FailoverRequested | Cance
     stopped = decide(event, record(Phase.MIGRATED), "Completed")
     assert stopped.action is IntakeAction.IGNORE
     assert "no migration is running" in stopped.reason
+    # Under way by the record but not running (a host restarting): the message comes back later.
+    orphaned = decide(event, record(Phase.AWAITING_CUTOVER), None)
+    assert orphaned.action is IntakeAction.RETRY_LATER
+    assert "AwaitingCutover" in orphaned.reason
     unknown = decide(event, None, None)
     assert unknown.action is IntakeAction.IGNORE
     assert "no migration record" in unknown.reason
