@@ -43,6 +43,7 @@ e2e: deps
 test: deps lint typecheck infra-check
 	$(PY) -m pytest -q
 	$(PY) -m bench.run --quick --check --output .state/bench-quick.json
+	$(PY) -m reliability.run --quick --check --output .state/reliability-quick.json
 
 infra-check:
 	infra/check.sh
@@ -54,7 +55,7 @@ bench: deps
 	$(PY) -m bench.run
 
 reliability: deps
-	$(PY) -m reliability.run
+	$(PY) -m reliability.run --check
 
 stack-up: deps
 	$(VENV)/bin/aws2azure stack up

@@ -233,12 +233,12 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     work = REPO_ROOT / ".state" / "reliability"
-    wave = 10 if args.quick else 100
+    wave = 6 if args.quick else 100
     results: dict[str, Any] = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "wave": wave}
     results["duplicates"] = scenario_duplicates(wave, work / "duplicates")
     results["hostile"] = scenario_hostile(wave, work / "hostile")
     results["crashes"] = scenario_crashes(wave, work / "crashes")
-    results["bad_input"] = scenario_bad_input(100 if args.quick else 300, work / "bad-input")
+    results["bad_input"] = scenario_bad_input(60 if args.quick else 300, work / "bad-input")
     results["concurrent_writers"] = scenario_concurrent_writers(20 if args.quick else 100, work / "writers")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
