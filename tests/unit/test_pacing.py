@@ -33,7 +33,8 @@ def test_no_one_second_window_ever_holds_more_than_the_rate() -> None:
     for _ in range(100):
         limiter.acquire()
         stamps.append(clock.now)
-    assert peak_in_any_second(stamps) == 8
+    # Never above the rate, and not needlessly slow (the headroom costs one write a second at most).
+    assert 7 <= peak_in_any_second(stamps) <= 8
     # 100 writes at 8 per second take about twelve seconds, not less.
     assert stamps[-1] - stamps[0] >= 12.0
 
