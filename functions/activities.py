@@ -7,6 +7,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from functions.bootstrap import services
+from migration.events import MigrationRequestedData
 from migration.outcome import capture
 from migration.phases import Phase
 
@@ -15,8 +16,6 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="request", activity="register")
 def register(request: dict[str, Any]) -> dict[str, Any]:
-    from migration.events import MigrationRequestedData
-
     return capture(lambda: services().steps.register(MigrationRequestedData.model_validate(request)))
 
 

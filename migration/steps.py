@@ -298,5 +298,6 @@ def _require_item(record: MigrationRecord) -> str:
 
 
 def _azure_vm_name(record: MigrationRecord) -> str:
-    # Azure VM names: up to 64 characters (15 for Windows computer names, which ASR keeps from the source).
-    return f"{record.instance.instance_id}"[:64]
+    # Named after the source instance, so an operator can tell which VM came from where; EC2 ids fit
+    # Azure's 64-character VM name limit (the guest's computer name is kept from the source by ASR).
+    return record.instance.instance_id
