@@ -553,6 +553,10 @@ class Simulator:
         self.items[name] = item
         self.item_machine[name] = machine.name
         machine.protected_item_name = name
+        return self._start_enable_job(item, machine, name, now)
+
+    def _start_enable_job(self, item: ProtectedItem, machine: Machine, name: str, now: datetime) -> Job:
+        """The EnableDr job, for a first enable and for a restart after a failed one."""
         forced = None if self.os_supported(machine) else UNSUPPORTED_OS_ERROR
         job = self._start_job(
             "EnableDr",
@@ -576,21 +580,7 @@ class Simulator:
             raise bad_request("JobActionNotAllowed", f"Protection of '{name}' did not fail; nothing to restart.")
         item.enable_failed = False
         machine = self.machines[item.machine_name]
-        forced = None if self.os_supported(machine) else UNSUPPORTED_OS_ERROR
-        job = self._start_job(
-            "EnableDr",
-            now=now,
-            target_kind="ProtectionEntity",
-            target_name=name,
-            friendly_name=machine.friendly_name,
-            internal_id=item.internal_id,
-            machine_name=machine.name,
-            request={},
-            forced_error=forced,
-        )
-        item.active_job = job.name
-        item.jobs.append(job.name)
-        return job
+        return self._start_enable_job(item, machine, name, now)
 
     def _machine_from_id(self, protectable_item_id: str) -> Machine:
         prefix = f"{self.vault.container_id()}/replicationProtectableItems/".lower()
