@@ -5,13 +5,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
-from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aws_lambda.bootstrap import build_status_sync
+from aws_lambda.handlers._input import correlate_scheduled_run
 from aws_lambda.logic.status_sync import StatusSyncDependencies, sync_statuses
-from aws_lambda.models.scheduled import ScheduledTrigger
 from aws_lambda.observability import logger, metrics, tracer
 from aws_lambda.settings import StatusSyncSettings
 
@@ -27,9 +25,5 @@ def dependencies() -> StatusSyncDependencies:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        trigger = parse(event=event, model=ScheduledTrigger)
-        logger.set_correlation_id(trigger.id or context.aws_request_id)
-    except (ValidationError, InvalidModelTypeError):
-        logger.set_correlation_id(context.aws_request_id)  # the payload carries nothing this needs
+    correlate_scheduled_run(event, context)
     return sync_statuses(dependencies()).model_dump(mode="json")
