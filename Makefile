@@ -26,6 +26,7 @@ $(STAMP_NODE): package.json
 
 lint: deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff format --check .
 
 typecheck: deps

@@ -8,7 +8,6 @@ handler module holds one, built on its first invocation), never at import time a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -40,6 +39,7 @@ from aws_lambda.settings import (
     ReconcileSettings,
     StatusSyncSettings,
 )
+from migration.clock import clock_from_factory
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -54,18 +54,8 @@ if TYPE_CHECKING:
 AWS_CLIENT_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 6}, connect_timeout=5, read_timeout=20)
 
 
-class UtcClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 def clock_for(settings: LambdaSettings) -> Clock:
-    if settings.clock_file:
-        # Local stack only: share the virtual clock with the ASR simulator and the Functions host.
-        from devstack.clock import FileClock
-
-        return FileClock(settings.clock_file)
-    return UtcClock()
+    return clock_from_factory(settings.clock_factory)
 
 
 class AwsClients:

@@ -29,8 +29,8 @@ class LambdaSettings(BaseModel):
 
     service_name: str = Field(alias="POWERTOOLS_SERVICE_NAME", min_length=1)
     metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
-    # Local stack only: the virtual clock file shared with the ASR simulator and the Functions host.
-    clock_file: str | None = Field(default=None, alias="AWS2AZURE_CLOCK_FILE")
+    # Local stack only: "module:callable" making the virtual clock it shares (migration/clock.py).
+    clock_factory: str | None = Field(default=None, alias="AWS2AZURE_CLOCK")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Self:

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aws_lambda.local import LocalLambdaContext, provision
+from devstack.aws_local import LocalLambdaContext, provision
 from devstack.launcher import Stack
 from devstack.settings import REPO_ROOT
 from migration.tags import MIGRATE

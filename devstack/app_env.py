@@ -5,13 +5,14 @@ In Azure the same names come from the Function App's configuration (infra/azure)
 
 from __future__ import annotations
 
+from devstack.clock import clock_environment
 from devstack.settings import StackSettings
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 
 
 def function_app_environment(stack: StackSettings) -> dict[str, str]:
-    env: dict[str, str] = {"AWS2AZURE_CLOCK_FILE": stack.clock_file}
+    env: dict[str, str] = clock_environment(stack.clock_file)
     if stack.azurite is not None:
         conn = stack.azurite.connection_string
         env |= {"AzureWebJobsStorage": conn, "STATE_STORAGE": conn, "MIGRATION_QUEUE": conn}

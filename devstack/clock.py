@@ -12,10 +12,9 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from migration.clock import SystemClock
 
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+__all__ = ["FileClock", "SystemClock", "clock_environment", "clock_from_environment"]
 
 
 class FileClock:
@@ -50,3 +49,21 @@ class FileClock:
 
     def advance_by(self, seconds: float) -> datetime:
         return self.advance_to(datetime.fromtimestamp(self._read() + seconds, UTC))
+
+
+CLOCK_FILE_SETTING = "AWS2AZURE_CLOCK_FILE"
+# What the local stack puts in the product's AWS2AZURE_CLOCK setting (see migration/clock.py).
+CLOCK_FACTORY = "devstack.clock:clock_from_environment"
+
+
+def clock_from_environment() -> FileClock:
+    """The stack's shared virtual clock, at the file the local stack names in the environment."""
+    path = os.environ.get(CLOCK_FILE_SETTING)
+    if not path:
+        raise RuntimeError(f"{CLOCK_FACTORY} needs {CLOCK_FILE_SETTING}, the virtual clock file")
+    return FileClock(path)
+
+
+def clock_environment(clock_file: str | Path) -> dict[str, str]:
+    """The settings that make a product process read the virtual clock at ``clock_file``."""
+    return {"AWS2AZURE_CLOCK": CLOCK_FACTORY, CLOCK_FILE_SETTING: str(clock_file)}

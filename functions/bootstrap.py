@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functions.adapters.asr import AzureSiteRecoveryGateway, build_asr_credential, build_site_recovery_client
 from functions.adapters.table_store import TableStore
 from functions.settings import FunctionSettings
+from migration.clock import clock_from_factory
 from migration.pacing import WriteLimiter
 from migration.ports import AsrGateway, Clock, MigrationStore
 from migration.steps import MigrationSteps
@@ -24,17 +25,6 @@ class Services:
     asr: AsrGateway
     clock: Clock
     steps: MigrationSteps
-
-
-def build_clock(settings: FunctionSettings) -> Clock:
-    if settings.clock_file:
-        # Local runs only: the virtual clock the ASR simulator and the local host share.
-        from devstack.clock import FileClock
-
-        return FileClock(settings.clock_file)
-    from devstack.clock import SystemClock
-
-    return SystemClock()
 
 
 def build_services(settings: FunctionSettings) -> Services:
@@ -53,7 +43,7 @@ def build_services(settings: FunctionSettings) -> Services:
         default_vm_size=settings.target_default_vm_size,
     )
     asr: AsrGateway = gateway
-    clock = build_clock(settings)
+    clock = clock_from_factory(settings.clock_factory)
     steps = MigrationSteps(
         store, asr, clock, target_tags=settings.target_tags, default_subnet=settings.target_default_subnet,
         default_vm_size=settings.target_default_vm_size,

@@ -42,8 +42,8 @@ class FunctionSettings(BaseModel):
     stuck_after_seconds: int = Field(default=12 * 3600, ge=60, alias="STUCK_AFTER_SECONDS")
     # Waves whose members fail over only after an operator's approval (comma-separated names).
     approval_required_waves: frozenset[str] = Field(default=frozenset(), alias="APPROVAL_REQUIRED_WAVES")
-    # Local only: the virtual clock file shared with the ASR simulator.
-    clock_file: str | None = Field(default=None, alias="AWS2AZURE_CLOCK_FILE")
+    # Local only: "module:callable" making the virtual clock the local stack shares (migration/clock.py).
+    clock_factory: str | None = Field(default=None, alias="AWS2AZURE_CLOCK")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> FunctionSettings:

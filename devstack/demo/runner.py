@@ -28,10 +28,10 @@ from rich.live import Live
 from rich.table import Table
 
 from aws2azure.api_client import ApiTarget, MigrationApi
-from aws_lambda.local import SCHEDULER_GROUP, LocalLambdaContext, provision
 from devstack.asr_sim.contract import FaultRule
 from devstack.asr_sim.control import SimulatorControl
-from devstack.clock import FileClock
+from devstack.aws_local import SCHEDULER_GROUP, LocalLambdaContext, provision
+from devstack.clock import FileClock, clock_environment
 from devstack.demo.fleet import DemoInstance, build_fleet, tag_change_event
 from devstack.launcher import Stack
 from devstack.settings import StackSettings
@@ -134,7 +134,7 @@ class Demo:
             raise RuntimeError("the demo needs the whole stack: azurite, moto, asr and host")
         side = provision(settings, status_api_key=settings.host.master_key)
         environment = side.lambda_environment(status_api_url=settings.host.base_url)
-        environment["AWS2AZURE_CLOCK_FILE"] = settings.clock_file
+        environment |= clock_environment(settings.clock_file)
         log_path = Path(settings.state_dir) / "logs" / "lambdas.log"
         aws = AwsSide(environment, log_path.open("a", encoding="utf-8"))
         self.console.print(

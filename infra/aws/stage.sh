@@ -11,7 +11,6 @@ OUT="$ROOT/build/lambda"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 cp -R "$ROOT/aws_lambda" "$ROOT/migration" "$OUT/"
-rm -f "$OUT/aws_lambda/local.py"
 mv "$OUT/aws_lambda/requirements.txt" "$OUT/requirements.txt"
 find "$OUT" -name __pycache__ -type d -prune -exec rm -rf {} +
 echo "staged $(find "$OUT" -name '*.py' | wc -l) Python files in ${OUT#"$ROOT"/}"

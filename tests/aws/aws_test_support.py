@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from azure.storage.queue import QueueClient
 
-from aws_lambda.local import LocalAwsSide, LocalLambdaContext
+from devstack.aws_local import LocalAwsSide, LocalLambdaContext
 from devstack.settings import StackSettings
 from migration.events import CancelRequested, FailoverRequested, MigrationRequested, parse_event
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from azure.storage.queue import QueueClient
 
-from aws_lambda.local import QUEUE_NAME, provision
+from devstack.aws_local import QUEUE_NAME, provision
 from devstack.launcher import Stack
 from devstack.settings import MOTO_AMIS_FILE
 from tests.aws.aws_test_support import LocalAws, QueueReader

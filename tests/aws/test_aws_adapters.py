@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 from aws_lambda.adapters.azure_queue import AzureQueuePublisher
 from aws_lambda.adapters.ec2 import Ec2Gateway
 from aws_lambda.adapters.secrets import CachedSecret
-from aws_lambda.local import queue_sas
+from devstack.aws_local import queue_sas
 from devstack.launcher import pick_port
 from migration.errors import NotFound, PermanentCloudError, PreconditionFailed, TransientCloudError
 from migration.events import CancelRequested, CancelRequestedData

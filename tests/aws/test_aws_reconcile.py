@@ -9,9 +9,9 @@ from types import ModuleType
 import pytest
 
 from aws_lambda.bootstrap import build_reconcile
-from aws_lambda.local import InProcessIntakeInvoker
 from aws_lambda.logic.reconcile import reconcile
 from aws_lambda.settings import ReconcileSettings
+from devstack.aws_local import InProcessIntakeInvoker
 from migration.events import MigrationRequested
 from migration.tags import MIGRATE, REASON, STATUS
 from tests.aws.aws_test_support import AMI_UBUNTU, SCHEDULED_SAMPLE, LocalAws, reference_event

@@ -21,7 +21,7 @@ from tests.aws.aws_test_support import AMI_UBUNTU, SCHEDULED_SAMPLE, LocalAws, r
 
 pytestmark = pytest.mark.integration
 
-API_KEY = "local-status-key"  # what aws_lambda.local.provision stores in Secrets Manager
+API_KEY = "local-status-key"  # what devstack.aws_local.provision stores in Secrets Manager
 UPDATED = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
 
 

@@ -51,7 +51,7 @@ AGREED_LAMBDA_ENVIRONMENT = frozenset(
 )
 HANDLERS = {"intake", "cutover", "status_sync", "reconcile"}
 # App settings only the local stack sets (the simulator's URL and CA, the virtual clock).
-LOCAL_ONLY_SETTINGS = {"ASR_BASE_URL", "ASR_CA_BUNDLE", "AWS2AZURE_CLOCK_FILE"}
+LOCAL_ONLY_SETTINGS = {"ASR_BASE_URL", "ASR_CA_BUNDLE", "AWS2AZURE_CLOCK"}
 
 
 # ---------------------------------------------------------------- Azure
