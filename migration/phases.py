@@ -10,6 +10,8 @@ from migration.errors import InvalidTransition
 class Phase(StrEnum):
     REQUESTED = "Requested"
     NOT_READY = "NotReady"
+    INSTALLING_AGENT = "InstallingAgent"
+    AWAITING_DISCOVERY = "AwaitingDiscovery"
     ENABLING_REPLICATION = "EnablingReplication"
     REPLICATING = "Replicating"
     READY_FOR_CUTOVER = "ReadyForCutover"
@@ -30,6 +32,8 @@ _CANCELLABLE = frozenset(
     {
         P.REQUESTED,
         P.NOT_READY,
+        P.INSTALLING_AGENT,
+        P.AWAITING_DISCOVERY,
         P.ENABLING_REPLICATION,
         P.REPLICATING,
         P.READY_FOR_CUTOVER,
@@ -39,7 +43,12 @@ _CANCELLABLE = frozenset(
 )
 
 ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
-    P.REQUESTED: frozenset({P.NOT_READY, P.ENABLING_REPLICATION, P.FAILED, P.CANCELLED}),
+    P.REQUESTED: frozenset(
+        {P.NOT_READY, P.INSTALLING_AGENT, P.AWAITING_DISCOVERY, P.ENABLING_REPLICATION, P.FAILED, P.CANCELLED}
+    ),
+    # The Mobility service is installed through SSM, then the appliance has to discover the machine.
+    P.INSTALLING_AGENT: frozenset({P.AWAITING_DISCOVERY, P.FAILED, P.CANCELLED, P.NOT_READY}),
+    P.AWAITING_DISCOVERY: frozenset({P.ENABLING_REPLICATION, P.FAILED, P.CANCELLED}),
     # A NotReady instance is re-checked when its owner fixes it and tags it again.
     P.NOT_READY: frozenset({P.REQUESTED, P.CANCELLED}),
     P.ENABLING_REPLICATION: frozenset({P.REPLICATING, P.FAILED, P.CANCELLED}),

@@ -18,9 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, model_validato
 from migration.identity import InstanceRef
 
 OsFamily = Literal["windows", "linux"]
+# How the Mobility service reaches the instance: an SSM Run Command (no inbound port, no stored password),
+# the appliance's push install (needs inbound ports and OS credentials on the appliance), or by hand.
+AgentInstall = Literal["ssm", "push", "manual"]
 
-# The ports the Mobility service and the replication appliance talk on (control and replication data).
+# The source connects to the appliance on these (control and replication data): the appliance's inbound
+# ports, so the instance's OUTBOUND ones (docs/AWS.md, "Readiness", for the sources).
 APPLIANCE_PORTS: tuple[int, ...] = (443, 9443)
+# Push install: the appliance connects to the source, on 22 (Linux) or 445 and 135 (WMI/RPC, Windows).
+PUSH_INSTALL_PORTS: dict[OsFamily, tuple[int, ...]] = {"linux": (22,), "windows": (445, 135)}
 
 # Rule names: stable, used as a metric dimension and in the reason text.
 RULE_RUNNING = "running"
@@ -29,8 +35,11 @@ RULE_VIRTUALIZATION = "virtualization"
 RULE_PRIVATE_IP = "private-ip"
 RULE_PLATFORM = "platform"
 RULE_AMAZON_LINUX = "amazon-linux"
-RULE_APPLIANCE_TO_INSTANCE = "appliance-to-instance"
-RULE_INSTANCE_TO_APPLIANCE = "instance-to-appliance"
+RULE_APPLIANCE_TO_INSTANCE = "appliance-to-instance"  # push install only: security-group ingress
+RULE_INSTANCE_TO_APPLIANCE = "instance-to-appliance"  # security-group egress to 443/9443
+RULE_NACL_OUTBOUND = "network-acl-outbound"  # the subnet's network ACL, egress to 443/9443
+RULE_NACL_INBOUND = "network-acl-inbound"  # push install only: the subnet's network ACL, ingress
+RULE_SSM_MANAGED = "ssm-managed"  # SSM install only: a managed instance whose agent is Online
 RULES = (
     RULE_RUNNING,
     RULE_ARCHITECTURE,
@@ -40,10 +49,14 @@ RULES = (
     RULE_AMAZON_LINUX,
     RULE_APPLIANCE_TO_INSTANCE,
     RULE_INSTANCE_TO_APPLIANCE,
+    RULE_NACL_OUTBOUND,
+    RULE_NACL_INBOUND,
+    RULE_SSM_MANAGED,
 )
 
 # EC2 PlatformDetails values (the billing platform of the AMI) that are Linux distributions.
-_LINUX_PLATFORM_DETAILS = ("Linux/UNIX", "Red Hat", "SUSE Linux", "Ubuntu Pro")
+# "Linux with SQL Server Standard|Web|Enterprise" is EC2's billing platform of SQL Server on a Linux AMI.
+_LINUX_PLATFORM_DETAILS = ("Linux/UNIX", "Red Hat", "SUSE Linux", "Ubuntu Pro", "Linux with SQL Server")
 # "Linux/UNIX" also covers the BSDs and macOS, which ASR cannot replicate; the AMI's name tells them apart.
 _NOT_LINUX_IMAGE = re.compile(r"\b(freebsd|netbsd|openbsd|dragonfly|macos|solaris)\b", re.IGNORECASE)
 _AMAZON_LINUX_IMAGE = re.compile(r"(\bamzn\d?-|\bal20\d\d-|amazon[ -]?linux|bottlerocket)", re.IGNORECASE)
@@ -89,6 +102,27 @@ def _contains(rule_cidr: str, appliance: IPv4Network | IPv6Network) -> bool:
     return appliance.subnet_of(network)  # type: ignore[arg-type]
 
 
+class NetworkAclEntry(BaseModel):
+    """One entry of the subnet's network ACL, as EC2 describes it (DescribeNetworkAcls)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule_number: int  # evaluated in ascending order; the first entry that matches decides
+    egress: bool
+    protocol: str  # "-1" (all) or an IANA number as a string ("6" is TCP)
+    action: Literal["allow", "deny"]
+    cidr: str  # CidrBlock or Ipv6CidrBlock
+    from_port: int | None = None  # PortRange; None when the entry covers all ports
+    to_port: int | None = None
+
+    def covers_tcp(self, port: int) -> bool:
+        if self.protocol not in ("-1", "6", "tcp"):
+            return False
+        if self.from_port is None or self.to_port is None:
+            return True
+        return self.from_port <= port <= self.to_port
+
+
 class ApplianceLocation(BaseModel):
     """Where the ASR replication appliance is: its address range, its security group, or both."""
 
@@ -128,6 +162,12 @@ class InstanceDescription(BaseModel):
     image_description: str = ""
     security_group_ids: tuple[str, ...] = ()
     security_rules: tuple[SecurityRule, ...] = ()
+    subnet_id: str | None = None
+    network_acl_id: str | None = None
+    network_acl_entries: tuple[NetworkAclEntry, ...] = ()
+    # SSM's PingStatus for the instance (Online, ConnectionLost, Inactive); None: not a managed instance.
+    # Only looked up when the agent is installed through SSM.
+    ssm_ping_status: str | None = None
     disks_gib: tuple[int, ...] = ()
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -172,16 +212,57 @@ def is_amazon_linux(image_text: str) -> bool:
     return bool(_AMAZON_LINUX_IMAGE.search(image_text))
 
 
-def _missing_ports(rules: Iterable[SecurityRule], direction: str, appliance: ApplianceLocation) -> list[int]:
+def _missing_ports(
+    rules: Iterable[SecurityRule], direction: str, appliance: ApplianceLocation, ports: Sequence[int]
+) -> list[int]:
     relevant = [rule for rule in rules if rule.direction == direction and rule.names_peer(appliance)]
-    return [port for port in appliance.ports if not any(rule.allows_tcp(port) for rule in relevant)]
+    return [port for port in ports if not any(rule.allows_tcp(port) for rule in relevant)]
+
+
+def _overlaps(cidr: str, appliance: IPv4Network | IPv6Network) -> bool:
+    try:
+        network = ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    return network.version == appliance.version and network.overlaps(appliance)
+
+
+def nacl_blocked_ports(
+    entries: Iterable[NetworkAclEntry], *, egress: bool, appliance: ApplianceLocation, ports: Sequence[int]
+) -> list[int]:
+    """The ports a network ACL does not let through to (egress) or from (ingress) the whole appliance range.
+
+    Entries are evaluated in ascending rule number and the first that matches the traffic decides. A deny
+    that touches any part of the appliance range blocks it; an allow must hold the whole range. A port no
+    entry allows meets the ACL's final ``*`` entry, which denies.
+    """
+    if appliance.cidr is None:
+        return []  # an appliance known only by its security group cannot be placed in an ACL's CIDRs
+    ordered = sorted((e for e in entries if e.egress is egress), key=lambda e: e.rule_number)
+    blocked = []
+    for port in ports:
+        verdict = "deny"
+        for entry in ordered:
+            if not entry.covers_tcp(port) or not _overlaps(entry.cidr, appliance.cidr):
+                continue
+            if entry.action == "deny":
+                break
+            if _contains(entry.cidr, appliance.cidr):
+                verdict = "allow"
+                break
+            # An allow for part of the range: the rest of the range goes on to the next entries.
+        if verdict != "allow":
+            blocked.append(port)
+    return blocked
 
 
 def _ports(ports: Sequence[int]) -> str:
     return " and ".join(str(port) for port in ports)
 
 
-def check_readiness(description: InstanceDescription, appliance: ApplianceLocation) -> Readiness:
+def check_readiness(
+    description: InstanceDescription, appliance: ApplianceLocation, *, agent_install: AgentInstall = "ssm"
+) -> Readiness:
     """Every readiness rule that fails for this instance, in a stable order."""
     failures: list[ReadinessFailure] = []
 
@@ -221,18 +302,52 @@ def check_readiness(description: InstanceDescription, appliance: ApplianceLocati
             "support: rebuild on a supported distribution",
         )
     groups = ", ".join(description.security_group_ids) or "none"
-    inbound = _missing_ports(description.security_rules, "ingress", appliance)
-    if inbound:
-        fail(
-            RULE_APPLIANCE_TO_INSTANCE,
-            f"security groups ({groups}) do not allow inbound TCP {_ports(inbound)} from the replication "
-            f"appliance ({appliance.describe()})",
-        )
-    outbound = _missing_ports(description.security_rules, "egress", appliance)
+    acl = description.network_acl_id or "the subnet's network ACL"
+    outbound = _missing_ports(description.security_rules, "egress", appliance, appliance.ports)
     if outbound:
         fail(
             RULE_INSTANCE_TO_APPLIANCE,
             f"security groups ({groups}) do not allow outbound TCP {_ports(outbound)} to the replication "
             f"appliance ({appliance.describe()})",
         )
+    acl_out = nacl_blocked_ports(
+        description.network_acl_entries, egress=True, appliance=appliance, ports=appliance.ports
+    )
+    if acl_out and description.network_acl_id:
+        fail(
+            RULE_NACL_OUTBOUND,
+            f"network ACL {acl} denies outbound TCP {_ports(acl_out)} to the replication appliance "
+            f"({appliance.describe()})",
+        )
+    if agent_install == "push" and family is not None:
+        push_ports = PUSH_INSTALL_PORTS[family]
+        inbound = _missing_ports(description.security_rules, "ingress", appliance, push_ports)
+        if inbound:
+            fail(
+                RULE_APPLIANCE_TO_INSTANCE,
+                f"push install: security groups ({groups}) do not allow inbound TCP {_ports(inbound)} from "
+                f"the replication appliance ({appliance.describe()})",
+            )
+        acl_in = nacl_blocked_ports(
+            description.network_acl_entries, egress=False, appliance=appliance, ports=push_ports
+        )
+        if acl_in and description.network_acl_id:
+            fail(
+                RULE_NACL_INBOUND,
+                f"push install: network ACL {acl} denies inbound TCP {_ports(acl_in)} from the replication "
+                f"appliance ({appliance.describe()})",
+            )
+    if agent_install == "ssm":
+        if description.ssm_ping_status is None:
+            fail(
+                RULE_SSM_MANAGED,
+                "not an SSM managed instance, so the Mobility service cannot be installed through Systems "
+                "Manager: run SSM Agent and attach an instance profile with AmazonSSMManagedInstanceCore",
+            )
+        elif description.ssm_ping_status != "Online":
+            fail(
+                RULE_SSM_MANAGED,
+                f"SSM Agent is {description.ssm_ping_status}, not Online: the install command would not be "
+                "delivered; check the agent and its route to the SSM endpoints",
+            )
     return Readiness(os_family=family, failures=tuple(failures))

@@ -12,12 +12,16 @@ from migration.readiness import (
     RULE_APPLIANCE_TO_INSTANCE,
     RULE_ARCHITECTURE,
     RULE_INSTANCE_TO_APPLIANCE,
+    RULE_NACL_INBOUND,
+    RULE_NACL_OUTBOUND,
     RULE_PLATFORM,
     RULE_PRIVATE_IP,
     RULE_RUNNING,
+    RULE_SSM_MANAGED,
     RULE_VIRTUALIZATION,
     ApplianceLocation,
     InstanceDescription,
+    NetworkAclEntry,
     SecurityRule,
     check_readiness,
     is_amazon_linux,
@@ -32,10 +36,24 @@ def rule(direction: str, **fields: Any) -> SecurityRule:
     return SecurityRule(group_id="sg-workload", direction=direction, **fields)
 
 
-OPEN_RULES = (
-    rule("ingress", protocol="tcp", from_port=443, to_port=443, cidrs=("10.0.0.0/16",)),
-    rule("ingress", protocol="tcp", from_port=9443, to_port=9443, cidrs=("10.0.200.0/28",)),
-    rule("egress", protocol="-1", cidrs=("0.0.0.0/0",)),
+# A security group as EC2 creates it: no ingress, all egress. The SSM path needs nothing more.
+OPEN_RULES = (rule("egress", protocol="-1", cidrs=("0.0.0.0/0",)),)
+# Push install of a Linux source: the appliance reaches it on 22.
+PUSH_LINUX = (*OPEN_RULES, rule("ingress", protocol="tcp", from_port=22, to_port=22, cidrs=("10.0.200.0/28",)))
+
+
+def acl(number: int, action: str, *, egress: bool = True, **fields: Any) -> NetworkAclEntry:
+    fields.setdefault("protocol", "6")
+    fields.setdefault("cidr", "0.0.0.0/0")
+    return NetworkAclEntry(rule_number=number, egress=egress, action=action, **fields)
+
+
+# The default network ACL of a VPC: allow everything (100), then the final deny (*).
+DEFAULT_ACL = (
+    acl(100, "allow", protocol="-1"),
+    acl(32767, "deny", protocol="-1"),
+    acl(100, "allow", egress=False, protocol="-1"),
+    acl(32767, "deny", egress=False, protocol="-1"),
 )
 
 
@@ -52,6 +70,10 @@ def ready(**changes: Any) -> InstanceDescription:
         "image_description": "Canonical, Ubuntu, 22.04 LTS, amd64 jammy image",
         "security_group_ids": ("sg-workload",),
         "security_rules": OPEN_RULES,
+        "subnet_id": "subnet-0a1b2c3d",
+        "network_acl_id": "acl-0a1b2c3d",
+        "network_acl_entries": DEFAULT_ACL,
+        "ssm_ping_status": "Online",
     }
     fields.update(changes)
     return InstanceDescription(**fields)
@@ -98,6 +120,10 @@ def test_each_rule_fails_alone_with_a_reason(changes: dict[str, Any], failed: st
         ("Red Hat Enterprise Linux with HA", "linux"),
         ("SUSE Linux", "linux"),
         ("Ubuntu Pro", "linux"),
+        ("Linux with SQL Server Standard", "linux"),
+        ("Linux with SQL Server Web", "linux"),
+        ("Linux with SQL Server Enterprise", "linux"),
+        ("Red Hat Enterprise Linux with SQL Server Standard and HA", "linux"),
         ("", None),
         ("macOS", None),
     ],
@@ -113,54 +139,179 @@ def test_amazon_linux_is_recognised_by_name_or_description() -> None:
     assert not is_amazon_linux("")
 
 
-def test_missing_inbound_ports_are_named() -> None:
-    only_443 = (OPEN_RULES[0], OPEN_RULES[2])
+# Outbound to the appliance: security-group egress
 
-    result = check_readiness(ready(security_rules=only_443), APPLIANCE)
 
-    assert result.failed_rules == (RULE_APPLIANCE_TO_INSTANCE,)
-    assert "inbound TCP 9443 from the replication appliance (10.0.200.0/28 / sg-appliance)" in result.reason
+def test_an_instance_reaches_the_appliance_by_default_without_any_inbound_rule() -> None:
+    result = check_readiness(ready(security_rules=OPEN_RULES), APPLIANCE)
+
+    assert result.ready
 
 
 def test_no_egress_fails_the_outbound_rule() -> None:
-    result = check_readiness(ready(security_rules=OPEN_RULES[:2]), APPLIANCE)
+    result = check_readiness(ready(security_rules=()), APPLIANCE)
 
     assert result.failed_rules == (RULE_INSTANCE_TO_APPLIANCE,)
-    assert "outbound TCP 443 and 9443" in result.reason
+    assert "outbound TCP 443 and 9443 to the replication appliance (10.0.200.0/28 / sg-appliance)" in result.reason
+
+
+def test_inbound_443_and_9443_on_the_instance_do_not_count_for_the_outbound_rule() -> None:
+    inbound_only = (
+        rule("ingress", protocol="tcp", from_port=443, to_port=9443, cidrs=("10.0.200.0/28",)),
+        rule("egress", protocol="udp", from_port=0, to_port=65535, cidrs=("0.0.0.0/0",)),
+    )
+
+    result = check_readiness(ready(security_rules=inbound_only), APPLIANCE)
+
+    assert result.failed_rules == (RULE_INSTANCE_TO_APPLIANCE,)
 
 
 @pytest.mark.parametrize(
-    ("candidate", "allows"),
+    ("candidate", "missing"),
     [
-        (rule("ingress", protocol="tcp", from_port=443, to_port=9443, cidrs=("10.0.200.0/28",)), True),
-        (rule("ingress", protocol="-1", cidrs=("10.0.0.0/8",)), True),
-        (rule("ingress", protocol="6", from_port=0, to_port=65535, cidrs=("0.0.0.0/0",)), True),
-        (rule("ingress", protocol="tcp", from_port=443, to_port=9443, group_ids=("sg-appliance",)), True),
-        # A range that holds only part of the appliance's range does not admit the appliance.
-        (rule("ingress", protocol="tcp", from_port=443, to_port=9443, cidrs=("10.0.200.0/30",)), False),
-        (rule("ingress", protocol="udp", from_port=443, to_port=9443, cidrs=("10.0.0.0/8",)), False),
-        (rule("ingress", protocol="tcp", from_port=443, to_port=9443, cidrs=("::/0",)), False),
-        (rule("ingress", protocol="tcp", from_port=443, to_port=9443, group_ids=("sg-other",)), False),
-        (rule("ingress", protocol="tcp", from_port=443, to_port=9443, cidrs=("not-a-cidr",)), False),
+        (rule("egress", protocol="tcp", from_port=443, to_port=9443, cidrs=("10.0.200.0/28",)), None),
+        (rule("egress", protocol="-1", cidrs=("10.0.0.0/8",)), None),
+        (rule("egress", protocol="6", from_port=0, to_port=65535, cidrs=("0.0.0.0/0",)), None),
+        (rule("egress", protocol="tcp", from_port=443, to_port=9443, group_ids=("sg-appliance",)), None),
+        (rule("egress", protocol="tcp", from_port=443, to_port=443, cidrs=("10.0.200.0/28",)), "9443"),
+        (rule("egress", protocol="tcp", from_port=9443, to_port=9443, cidrs=("10.0.200.0/28",)), "443"),
+        # A range that holds only part of the appliance's range does not reach the appliance.
+        (rule("egress", protocol="tcp", from_port=443, to_port=9443, cidrs=("10.0.200.0/30",)), "443 and 9443"),
+        (rule("egress", protocol="udp", from_port=443, to_port=9443, cidrs=("10.0.0.0/8",)), "443 and 9443"),
+        (rule("egress", protocol="tcp", from_port=443, to_port=9443, cidrs=("::/0",)), "443 and 9443"),
+        (rule("egress", protocol="tcp", from_port=443, to_port=9443, group_ids=("sg-other",)), "443 and 9443"),
+        (rule("egress", protocol="tcp", from_port=443, to_port=9443, cidrs=("not-a-cidr",)), "443 and 9443"),
     ],
 )
-def test_which_ingress_rules_admit_the_appliance(candidate: SecurityRule, allows: bool) -> None:
-    result = check_readiness(ready(security_rules=(candidate, OPEN_RULES[2])), APPLIANCE)
+def test_which_egress_rules_reach_the_appliance(candidate: SecurityRule, missing: str | None) -> None:
+    result = check_readiness(ready(security_rules=(candidate,)), APPLIANCE)
 
-    assert (RULE_APPLIANCE_TO_INSTANCE not in result.failed_rules) is allows
+    if missing is None:
+        assert RULE_INSTANCE_TO_APPLIANCE not in result.failed_rules
+    else:
+        assert result.failed_rules == (RULE_INSTANCE_TO_APPLIANCE,)
+        assert f"outbound TCP {missing} to" in result.reason
 
 
 def test_an_appliance_known_only_by_its_group_is_matched_by_group() -> None:
     by_group = ApplianceLocation(security_group_id="sg-appliance")
-    rules = (
-        rule("ingress", protocol="tcp", from_port=443, to_port=9443, group_ids=("sg-appliance",)),
-        rule("egress", protocol="tcp", from_port=443, to_port=9443, cidrs=("10.0.0.0/8",)),
+    by_cidr = (rule("egress", protocol="tcp", from_port=443, to_port=9443, cidrs=("10.0.0.0/8",)),)
+    by_peer = (rule("egress", protocol="tcp", from_port=443, to_port=9443, group_ids=("sg-appliance",)),)
+
+    # Egress by CIDR cannot be matched to an appliance known only by its group; the ACL is not judged.
+    assert check_readiness(ready(security_rules=by_cidr), by_group).failed_rules == (RULE_INSTANCE_TO_APPLIANCE,)
+    assert check_readiness(ready(security_rules=by_peer), by_group).ready
+
+
+# Outbound to the appliance: the subnet's network ACL (stateless, first matching rule number wins)
+
+
+@pytest.mark.parametrize(
+    ("entries", "blocked"),
+    [
+        # A deny of 9443 to the appliance's range before the allow-all.
+        ((acl(50, "deny", from_port=9443, to_port=9443, cidr="10.0.200.0/24"), *DEFAULT_ACL), "9443"),
+        # The same deny after the allow-all: never reached.
+        ((acl(150, "deny", from_port=9443, to_port=9443, cidr="10.0.200.0/24"), *DEFAULT_ACL), None),
+        # A deny that touches only part of the appliance's range still blocks it.
+        ((acl(50, "deny", protocol="-1", cidr="10.0.200.8/29"), *DEFAULT_ACL), "443 and 9443"),
+        # A deny of another range, or of UDP, does not matter.
+        ((acl(50, "deny", protocol="-1", cidr="192.168.0.0/16"), *DEFAULT_ACL), None),
+        ((acl(50, "deny", protocol="17", cidr="10.0.200.0/24"), *DEFAULT_ACL), None),
+        # Only the final deny: nothing is allowed.
+        ((acl(32767, "deny", protocol="-1"),), "443 and 9443"),
+        # An allow for 443 only, then the final deny.
+        ((acl(10, "allow", from_port=443, to_port=443, cidr="10.0.0.0/8"), acl(32767, "deny", protocol="-1")), "9443"),
+        # An allow for part of the range, then a deny of the rest: blocked.
+        (
+            (
+                acl(10, "allow", from_port=443, to_port=9443, cidr="10.0.200.0/29"),
+                acl(20, "deny", from_port=443, to_port=9443, cidr="10.0.200.0/24"),
+                *DEFAULT_ACL,
+            ),
+            "443 and 9443",
+        ),
+        # Rule numbers decide, not the order EC2 lists the entries in.
+        (
+            (acl(200, "allow", protocol="-1"), acl(100, "deny", from_port=443, to_port=443, cidr="10.0.200.0/28")),
+            "443",
+        ),
+        # Ingress entries do not decide egress.
+        ((acl(1, "deny", egress=False, protocol="-1"), *DEFAULT_ACL), None),
+    ],
+)
+def test_network_acl_outbound_entries_are_judged_by_rule_number(
+    entries: tuple[NetworkAclEntry, ...], blocked: str | None
+) -> None:
+    result = check_readiness(ready(network_acl_entries=entries), APPLIANCE)
+
+    if blocked is None:
+        assert RULE_NACL_OUTBOUND not in result.failed_rules
+    else:
+        assert result.failed_rules == (RULE_NACL_OUTBOUND,)
+        assert f"network ACL acl-0a1b2c3d denies outbound TCP {blocked} to the replication appliance" in result.reason
+
+
+# Push install (the operator's choice instead of SSM): the appliance reaches the source
+
+
+def test_push_install_needs_inbound_22_on_linux() -> None:
+    without = check_readiness(ready(), APPLIANCE, agent_install="push")
+    with_22 = check_readiness(ready(security_rules=PUSH_LINUX), APPLIANCE, agent_install="push")
+
+    assert without.failed_rules == (RULE_APPLIANCE_TO_INSTANCE,)
+    assert "push install: security groups (sg-workload) do not allow inbound TCP 22 from" in without.reason
+    assert with_22.ready
+
+
+def test_push_install_needs_inbound_445_and_135_on_windows() -> None:
+    windows = {"platform_details": "Windows", "image_name": "Windows_Server-2022-English-Full-Base"}
+    only_445 = (*OPEN_RULES, rule("ingress", protocol="tcp", from_port=445, to_port=445, group_ids=("sg-appliance",)))
+    both = (*only_445, rule("ingress", protocol="tcp", from_port=135, to_port=135, cidrs=("10.0.0.0/16",)))
+
+    missing_135 = check_readiness(ready(security_rules=only_445, **windows), APPLIANCE, agent_install="push")
+
+    assert missing_135.failed_rules == (RULE_APPLIANCE_TO_INSTANCE,)
+    assert "inbound TCP 135 from" in missing_135.reason
+    assert check_readiness(ready(security_rules=both, **windows), APPLIANCE, agent_install="push").ready
+
+
+def test_push_install_ports_are_judged_on_the_network_acl_inbound_entries() -> None:
+    deny_ssh = (acl(10, "deny", egress=False, from_port=22, to_port=22, cidr="10.0.0.0/8"), *DEFAULT_ACL)
+
+    result = check_readiness(
+        ready(security_rules=PUSH_LINUX, network_acl_entries=deny_ssh), APPLIANCE, agent_install="push"
     )
 
-    result = check_readiness(ready(security_rules=rules), by_group)
+    assert result.failed_rules == (RULE_NACL_INBOUND,)
+    assert "push install: network ACL acl-0a1b2c3d denies inbound TCP 22 from" in result.reason
 
-    # Egress by CIDR cannot be matched to an appliance known only by its group.
-    assert result.failed_rules == (RULE_INSTANCE_TO_APPLIANCE,)
+
+def test_push_ports_are_not_required_when_the_agent_comes_through_ssm() -> None:
+    deny_ssh = (acl(10, "deny", egress=False, protocol="-1"), *DEFAULT_ACL)
+
+    assert check_readiness(ready(network_acl_entries=deny_ssh), APPLIANCE, agent_install="ssm").ready
+    assert check_readiness(ready(network_acl_entries=deny_ssh), APPLIANCE, agent_install="manual").ready
+
+
+# SSM managed and online
+
+
+@pytest.mark.parametrize(
+    ("ping", "words"),
+    [
+        (None, "not an SSM managed instance"),
+        ("ConnectionLost", "SSM Agent is ConnectionLost, not Online"),
+        ("Inactive", "SSM Agent is Inactive, not Online"),
+    ],
+)
+def test_the_ssm_path_needs_a_managed_instance_that_is_online(ping: str | None, words: str) -> None:
+    result = check_readiness(ready(ssm_ping_status=ping), APPLIANCE, agent_install="ssm")
+
+    assert result.failed_rules == (RULE_SSM_MANAGED,)
+    assert words in result.reason
+    # The other ways of installing the agent do not need SSM.
+    assert check_readiness(ready(ssm_ping_status=ping), APPLIANCE, agent_install="manual").ready
 
 
 def test_an_appliance_needs_an_address_or_a_group() -> None:
@@ -169,7 +320,14 @@ def test_an_appliance_needs_an_address_or_a_group() -> None:
 
 
 def test_every_failure_is_reported_in_order() -> None:
-    broken = ready(state="stopped", architecture="arm64", virtualization_type="paravirtual", security_rules=())
+    broken = ready(
+        state="stopped",
+        architecture="arm64",
+        virtualization_type="paravirtual",
+        security_rules=(),
+        network_acl_entries=(acl(32767, "deny", protocol="-1"),),
+        ssm_ping_status=None,
+    )
 
     result = check_readiness(broken, APPLIANCE)
 
@@ -177,6 +335,7 @@ def test_every_failure_is_reported_in_order() -> None:
         RULE_RUNNING,
         RULE_ARCHITECTURE,
         RULE_VIRTUALIZATION,
-        RULE_APPLIANCE_TO_INSTANCE,
         RULE_INSTANCE_TO_APPLIANCE,
+        RULE_NACL_OUTBOUND,
+        RULE_SSM_MANAGED,
     )
