@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from devstack.asr_sim import arm, render
+from devstack.asr_sim import arm, offazure, render
 from devstack.asr_sim.arm import API_VERSION
 from devstack.asr_sim.engine import Simulator
 from devstack.asr_sim.errors import ArmError, not_found
@@ -152,14 +152,17 @@ def supported_os(call: Call) -> Reply:
 
 def protectable_list(call: Call) -> Reply:
     _check_container(call)
-    machines = [render.protectable_item(call.sim, m) for m in call.sim.machines.values()]
+    machines = [render.protectable_item(call.sim, m) for m in call.sim.discovered_machines()]
     path = f"/replicationFabrics/{arm.FABRIC_NAME}/replicationProtectionContainers/{arm.CONTAINER_NAME}"
     return page(call, f"{path}/replicationProtectableItems", machines)
 
 
 def protectable_get(call: Call) -> Reply:
     _check_container(call)
-    return Reply(200, render.protectable_item(call.sim, call.sim.machine(call.params["protectable"])))
+    machine = call.sim.machine(call.params["protectable"])
+    if not machine.discovered:
+        raise not_found("protectable item", call.params["protectable"])
+    return Reply(200, render.protectable_item(call.sim, machine))
 
 
 # ---------------------------------------------------------------------- replicated items
@@ -368,4 +371,5 @@ HANDLERS: dict[str, Handler] = {
     "ReplicationRecoveryPlans_FailoverCommit": plan_commit,
     "ReplicationRecoveryPlans_OperationResults": plan_operation_result,
     "SupportedOperatingSystems_Get": supported_os,
+    **offazure.HANDLERS,
 }

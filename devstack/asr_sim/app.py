@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from pydantic import BaseModel, ValidationError
 
-from devstack.asr_sim import api, routes
+from devstack.asr_sim import api, offazure, routes, schema
 from devstack.asr_sim.arm import API_VERSION, SUPPORTED_API_VERSIONS, iso
 from devstack.asr_sim.contract import FaultPlan, MachineSeed, ResetRequest, SimConfig
 from devstack.asr_sim.engine import Simulator
@@ -136,6 +136,9 @@ class AsrSimulatorApp:
         method, path, query, headers = incoming.method, incoming.path, incoming.query, incoming.headers
         if not headers.get("authorization", "").lower().startswith("bearer "):
             raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+        discovery = offazure.route(self.sim, method, path, query.get("api-version"))
+        if discovery is not None:
+            return routes.Match(discovery[0], discovery[1]), discovery[1]
         prefix = routes.VAULT_PREFIX.match(path)
         if prefix is None:
             raise ArmError(404, "InvalidResourceType", f"No route for '{path}'.")
@@ -181,11 +184,13 @@ class AsrSimulatorApp:
         if "item" in params:
             known = self.sim.item_machine.get(params["item"])
             # Enabling names the machine only in its body (protectableItemId ends with the machine name).
-            if known is None and b"protectableItemId" in raw:
+            if known is None and b"fabricDiscoveryMachineId" in raw:
                 return _machine_in_body(raw, self.sim.machines)
             return known
         if "protectable" in params:
             return params["protectable"] if params["protectable"] in self.sim.machines else None
+        if "machine" in params:
+            return params["machine"] if params["machine"] in self.sim.machines else None
         for key in ("result", "job"):
             if key in params:
                 return self.sim.machine_of_job(params[key])
@@ -199,6 +204,7 @@ class AsrSimulatorApp:
             raise ArmError(400, "InvalidRequestContent", f"The request content is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise ArmError(400, "InvalidRequestContent", "The request content must be a JSON object.")
+        schema.validate(operation, body)
         self.sim.settle(now)
         call = api.Call(self.sim, now, incoming.base_url, params, incoming.query, body)
         return api.HANDLERS[operation](call)
@@ -223,6 +229,9 @@ class AsrSimulatorApp:
         if key == ("POST", "machines"):
             machine = sim.seed_machine(MachineSeed.model_validate_json(raw))
             return 201, _model(sim.machine_info(machine))
+        if method == "POST" and path.startswith("machines/") and path.rstrip("/").endswith("/agent-registered"):
+            key_part = path.rstrip("/")[len("machines/") : -len("/agent-registered")]
+            return 200, _model(sim.machine_info(sim.register_agent(unquote(key_part), now)))
         if key == ("GET", "machines"):
             return 200, [_model(sim.machine_info(m)) for m in sim.machines.values()]
         if key == ("PUT", "faults"):
@@ -252,7 +261,7 @@ class AsrSimulatorApp:
 
 def _machine_in_body(raw: bytes, machines: Mapping[str, object]) -> str | None:
     try:
-        protectable_id = json.loads(raw)["properties"]["protectableItemId"]
+        protectable_id = json.loads(raw)["properties"]["providerSpecificDetails"]["fabricDiscoveryMachineId"]
     except (ValueError, KeyError, TypeError):
         return None
     name = str(protectable_id).rstrip("/").rsplit("/", 1)[-1]

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 API_VERSION = "2025-08-01"
+# Microsoft.OffAzure (the appliance's discovery site): the version Learn's InMageRcm automation page uses
+# (articles/migrate/how-to-automate-vmware-to-azure-migration-rest-api.md) and the one of the official examples
+# (specification/migrate/resource-manager/Microsoft.OffAzure/OffAzure/examples/2024-12-01-preview).
+OFFAZURE_API_VERSIONS = frozenset({"2023-06-06", "2024-12-01-preview"})
 SUPPORTED_API_VERSIONS = frozenset({API_VERSION})
 PROVIDER = "InMageRcm"
 AZURE_FABRIC = "Microsoft Azure"
@@ -20,6 +24,8 @@ POLICY_NAME = "aws2azure-24h"
 MAPPING_NAME = "aws2azure-container-mapping"
 APPLIANCE_NAME = "aws2azure-appliance"
 PHYSICAL_SITE_NAME = "aws2azure-serversite"
+# Push-install credentials the appliance keeps (OffAzure run-as accounts), one per OS family.
+RUN_AS_ACCOUNTS = {"Windows": "aws2azure-windows-admin", "Linux": "aws2azure-linux-root"}
 
 TYPE_PREFIX = "Microsoft.RecoveryServices/vaults"
 
@@ -93,3 +99,6 @@ class Vault:
 
     def discovery_machine_id(self, machine_name: str) -> str:
         return f"{self.physical_site_id()}/machines/{machine_name}"
+
+    def run_as_account_id(self, name: str) -> str:
+        return f"{self.physical_site_id()}/runasaccounts/{name}"

@@ -25,6 +25,9 @@ class MachineSeed(BaseModel):
     friendly_name: str | None = None
     # None: drawn deterministically from SimConfig.upload_mb_per_s_range for this machine.
     upload_mb_per_s: float | None = Field(default=None, gt=0)
+    # True: the machine's Mobility agent registered with the appliance at seeding, so the appliance's
+    # OffAzure site lists it at once. False: it appears only after POST /_sim/machines/{key}/agent-registered.
+    agent_registered: bool = True
 
 
 class MachineInfo(BaseModel):
@@ -43,6 +46,8 @@ class MachineInfo(BaseModel):
     upload_mb_per_s: float
     fabric_discovery_machine_id: str
     protected_item_name: str | None = None
+    discovered: bool = True
+    run_as_account_id: str = ""
 
 
 class AsrErrorSpec(BaseModel):
@@ -81,6 +86,17 @@ class FaultRule(BaseModel):
     unsupported_os: bool = False
 
 
+class JobEnd(BaseModel):
+    """How an injected job ends: a state the SDK documents (JobProperties.state: NotStarted, InProgress,
+    Succeeded, Failed, Cancelled, Suspended or Other) and a stateDescription (Completed, PartiallySucceeded,
+    CompletedWithInformation, Skipped, ...)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: Literal["Succeeded", "Other", "Cancelled"] = "Other"
+    state_description: str = "CompletedWithInformation"
+
+
 class FaultPlan(BaseModel):
     """Every fault in force. ``machines`` keys may be a protectable item name, IP or friendly name."""
 
@@ -94,6 +110,8 @@ class FaultPlan(BaseModel):
     write_budget_retry_after_seconds: int = Field(default=1, ge=0)
     # Jobs of these scenario names stop halfway in state Suspended until resumed.
     suspend_scenarios: tuple[str, ...] = ()
+    # Jobs of these scenario names end in another state than their outcome: scenario -> end state.
+    end_states: dict[str, JobEnd] = Field(default_factory=dict)
 
 
 class SimConfig(BaseModel):
@@ -118,6 +136,8 @@ class Infrastructure(BaseModel):
     fabric_name: str
     fabric_id: str
     physical_site_id: str
+    physical_site_name: str
+    run_as_account_ids: tuple[str, ...] = ()
     process_server_id: str
     protection_container_name: str
     protection_container_id: str

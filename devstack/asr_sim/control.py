@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import httpx
 
@@ -20,6 +20,7 @@ from devstack.asr_sim.contract import (
     FaultPlan,
     FaultRule,
     Infrastructure,
+    JobEnd,
     MachineInfo,
     MachineSeed,
     RequestPage,
@@ -84,8 +85,13 @@ class SimulatorControl:
         churn_mb_per_day: float = 10_240.0,
         friendly_name: str | None = None,
         upload_mb_per_s: float | None = None,
+        agent_registered: bool = True,
     ) -> str:
-        """Discover a machine (as the appliance would an EC2 instance); returns its protectable item name."""
+        """Add a source machine (an EC2 instance); returns its machine name (the last segment of its OffAzure id).
+
+        With ``agent_registered`` (the default) its Mobility agent has registered, so the appliance's OffAzure
+        site lists it at once; otherwise it appears only after ``agent_registered(...)``.
+        """
         return self.seed(
             MachineSeed(
                 ip=ip,
@@ -95,8 +101,14 @@ class SimulatorControl:
                 churn_mb_per_day=churn_mb_per_day,
                 friendly_name=friendly_name,
                 upload_mb_per_s=upload_mb_per_s,
+                agent_registered=agent_registered,
             )
         ).name
+
+    def agent_registered(self, key: str) -> MachineInfo:
+        """The machine's Mobility agent registered with the appliance: the OffAzure site now lists it.
+        ``key``: machine name, IP or friendly name."""
+        return MachineInfo.model_validate(self._call("POST", f"/machines/{quote(key, safe='')}/agent-registered"))
 
     def seed(self, machine: MachineSeed) -> MachineInfo:
         return MachineInfo.model_validate(self._call("POST", "/machines", json=machine.model_dump(mode="json")))
@@ -115,6 +127,7 @@ class SimulatorControl:
         max_writes_per_second: int | None = None,
         write_budget_retry_after_seconds: int = 1,
         suspend_scenarios: Sequence[str] = (),
+        end_states: Mapping[str, JobEnd] | None = None,
     ) -> FaultPlan:
         """Replace every fault in force. ``machines`` keys: protectable item name, IP or friendly name."""
         plan = FaultPlan(
@@ -124,6 +137,7 @@ class SimulatorControl:
             max_writes_per_second=max_writes_per_second,
             write_budget_retry_after_seconds=write_budget_retry_after_seconds,
             suspend_scenarios=tuple(suspend_scenarios),
+            end_states=dict(end_states or {}),
         )
         return self.apply_faults(plan)
 

@@ -112,6 +112,8 @@ class Simulator:
             fabric_name=arm.FABRIC_NAME,
             fabric_id=v.fabric_id(),
             physical_site_id=v.physical_site_id(),
+            physical_site_name=arm.PHYSICAL_SITE_NAME,
+            run_as_account_ids=tuple(v.run_as_account_id(n) for n in arm.RUN_AS_ACCOUNTS.values()),
             process_server_id=self.process_server_id,
             protection_container_name=arm.CONTAINER_NAME,
             protection_container_id=v.container_id(),
@@ -141,10 +143,36 @@ class Simulator:
             churn_mb_per_day=seed.churn_mb_per_day,
             upload_mb_per_s=upload,
             agent_id=stable_uuid(self.seed, "agent", seed.ip),
+            discovered=seed.agent_registered,
         )
         self.machines[name] = machine
         self.machines_by_ip[seed.ip] = name
         return machine
+
+    def register_agent(self, key: str, now: datetime) -> Machine:
+        """The Mobility agent registered with the appliance: the OffAzure site lists the machine from now on."""
+        machine = self.resolve_machine(key)
+        if not machine.discovered:
+            machine.discovered = True
+            machine.discovered_at = now
+        return machine
+
+    def discovered_machines(self) -> list[Machine]:
+        return [m for m in self.machines.values() if m.discovered]
+
+    def discovered_machine(self, name: str) -> Machine:
+        machine = self.machines.get(name)
+        if machine is None or not machine.discovered:
+            raise ArmError(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.OffAzure/serverSites/{arm.PHYSICAL_SITE_NAME}/machines/{name}' under "
+                f"resource group '{self.vault.resource_group}' was not found.",
+            )
+        return machine
+
+    def run_as_account_of(self, machine: Machine) -> str:
+        return self.vault.run_as_account_id(arm.RUN_AS_ACCOUNTS.get(machine.os_type, arm.RUN_AS_ACCOUNTS["Linux"]))
 
     def machine_info(self, machine: Machine) -> MachineInfo:
         return MachineInfo(
@@ -161,6 +189,8 @@ class Simulator:
             upload_mb_per_s=machine.upload_mb_per_s,
             fabric_discovery_machine_id=self.vault.discovery_machine_id(machine.name),
             protected_item_name=machine.protected_item_name,
+            discovered=machine.discovered,
+            run_as_account_id=self.run_as_account_of(machine),
         )
 
     def resolve_machine(self, key: str) -> Machine:
@@ -272,6 +302,9 @@ class Simulator:
         )
         if scenario_name in self.faults.suspend_scenarios:
             job.suspend_after_seconds = job.run_seconds / 2
+        injected = self.faults.end_states.get(scenario_name)
+        if injected is not None and outcome == "Succeeded":
+            job.end_state = (injected.state, injected.state_description)
         self.jobs[name] = job
         self.job_order.append(name)
         self._schedule(job)
@@ -363,7 +396,7 @@ class Simulator:
 
     def _apply(self, job: Job, at: datetime) -> None:
         job.settled = True
-        ok = job.state_at(at) == "Succeeded"
+        ok = job.took_effect and job.state_at(at) in ("Succeeded", "Other")
         if job.target_kind == "RecoveryPlan":
             self._apply_plan(job, ok, at)
             return
@@ -522,18 +555,30 @@ class Simulator:
             raise bad_request(
                 "InvalidPolicy", f"The policy '{policy_id}' does not exist or is not an InMageRcm policy."
             )
-        machine = self._machine_from_id(_required_str(props, "protectableItemId"))
+        details = _provider_details(props, "providerSpecificDetails")
+        # InMageRcm names the machine by its OffAzure ARM id (the SDK: "The ARM Id of discovered machine");
+        # Azure PowerShell's InMageRcm path sends no protectableItemId.
+        machine = self._machine_from_discovery_id(_required_str(details, "fabricDiscoveryMachineId"))
+        protectable = props.get("protectableItemId")
+        if protectable and self._machine_from_id(str(protectable)).name != machine.name:
+            raise bad_request(
+                "InvalidProtectableItemId",
+                "properties.protectableItemId names another machine than "
+                "properties.providerSpecificDetails.fabricDiscoveryMachineId.",
+            )
         if machine.protected_item_name is not None:
             raise conflict(
                 "ProtectableItemAlreadyProtected",
                 f"The machine '{machine.friendly_name}' is already protected as '{machine.protected_item_name}'.",
             )
-        details = _provider_details(props, "providerSpecificDetails")
-        expected_discovery = self.vault.discovery_machine_id(machine.name)
-        if _required_str(details, "fabricDiscoveryMachineId").lower() != expected_discovery.lower():
+        run_as = details.get("runAsAccountId")
+        if run_as and str(run_as).lower() not in {
+            self.vault.run_as_account_id(n).lower() for n in arm.RUN_AS_ACCOUNTS.values()
+        }:
             raise bad_request(
-                "InvalidFabricDiscoveryMachineId",
-                f"fabricDiscoveryMachineId must be the discovered machine '{expected_discovery}'.",
+                "InvalidRunAsAccountId",
+                f"properties.providerSpecificDetails.runAsAccountId '{run_as}' is not a run-as account of the "
+                f"appliance's site '{self.vault.physical_site_id()}'.",
             )
         if _required_str(details, "processServerId") != self.process_server_id:
             raise bad_request("ProcessServerNotFound", "processServerId names no process server of this fabric.")
@@ -541,6 +586,7 @@ class Simulator:
         if "/resourcegroups/" not in target_rg.lower():
             raise bad_request("InvalidTargetResourceGroup", f"'{target_rg}' is not a resource group id.")
         disks = self._selected_disks(machine, details)
+        self._check_disk_inputs(details)
         item = ProtectedItem(
             name=name,
             machine_name=machine.name,
@@ -581,6 +627,40 @@ class Simulator:
         item.enable_failed = False
         machine = self.machines[item.machine_name]
         return self._start_enable_job(item, machine, name, now)
+
+    def _machine_from_discovery_id(self, discovery_id: str) -> Machine:
+        prefix = f"{self.vault.physical_site_id()}/machines/".lower()
+        name = discovery_id[len(prefix) :] if discovery_id.lower().startswith(prefix) else ""
+        machine = self.machines.get(name)
+        if machine is None or not machine.discovered or "/" in name:
+            raise bad_request(
+                "InvalidFabricDiscoveryMachineId",
+                f"properties.providerSpecificDetails.fabricDiscoveryMachineId '{discovery_id}' is not a machine "
+                f"the appliance discovered: expected '{self.vault.physical_site_id()}/machines/{{machine}}'.",
+            )
+        return machine
+
+    @staticmethod
+    def _check_disk_inputs(details: dict[str, Any]) -> None:
+        """logStorageAccountId (the cache storage account) must name a storage account."""
+        disks = [("disksDefault", details.get("disksDefault"))] + [
+            (f"disksToInclude[{i}]", d) for i, d in enumerate(details.get("disksToInclude") or [])
+        ]
+        for where, disk in disks:
+            if not isinstance(disk, dict):
+                continue
+            account = str(disk.get("logStorageAccountId") or "")
+            if not account:
+                raise bad_request(
+                    "MissingRequiredParameter",
+                    f"The parameter 'properties.providerSpecificDetails.{where}.logStorageAccountId' is required.",
+                )
+            if "/providers/microsoft.storage/storageaccounts/" not in account.lower():
+                raise bad_request(
+                    "InvalidParameter",
+                    f"properties.providerSpecificDetails.{where}.logStorageAccountId '{account}' is not a "
+                    "storage account id.",
+                )
 
     def _machine_from_id(self, protectable_item_id: str) -> Machine:
         prefix = f"{self.vault.container_id()}/replicationProtectableItems/".lower()

@@ -12,9 +12,11 @@ from typing import Any, Literal
 
 from devstack.asr_sim.contract import AsrErrorSpec
 
-JobStateName = Literal["NotStarted", "InProgress", "Succeeded", "Failed", "Cancelled", "Suspended"]
+# JobProperties.state in the SDK's models: "NotStarted, InProgress, Succeeded, Failed, Cancelled, Suspended or
+# Other"; stateDescription refines it ("Completed, PartiallySucceeded, CompletedWithInformation or Skipped").
+JobStateName = Literal["NotStarted", "InProgress", "Succeeded", "Failed", "Cancelled", "Suspended", "Other"]
 Outcome = Literal["Succeeded", "Failed"]
-FINISHED = frozenset({"Succeeded", "Failed", "Cancelled"})
+FINISHED = frozenset({"Succeeded", "Failed", "Cancelled", "Other"})
 QUEUE_SECONDS = 5.0
 
 
@@ -98,6 +100,19 @@ class Job:
     # Recovery plan jobs move several items; their names, for the effects and the tasks.
     members: tuple[str, ...] = ()
     activity_id: str = ""
+    # An injected ending (FaultPlan.end_states): the state and stateDescription a successful run shows instead.
+    end_state: tuple[str, str] | None = None
+
+    @property
+    def took_effect(self) -> bool:
+        """Whether the operation's effect applies: a run that succeeded and was not shown as Cancelled."""
+        return self.outcome == "Succeeded" and (self.end_state is None or self.end_state[0] != "Cancelled")
+
+    def state_description_at(self, now: datetime) -> str:
+        state = self.state_at(now)
+        if self.end_state is not None and state == self.end_state[0] and self.outcome == "Succeeded":
+            return self.end_state[1]
+        return {"Succeeded": "Completed"}.get(state, state)
 
     @property
     def started_at(self) -> datetime:
@@ -136,6 +151,8 @@ class Job:
         end = self.end_time()
         if end is None or now < end:
             return "InProgress"
+        if self.end_state is not None and self.outcome == "Succeeded":
+            return self.end_state[0]  # type: ignore[return-value]
         return self.outcome
 
     def elapsed_run_seconds(self, now: datetime) -> float:

@@ -32,6 +32,9 @@ class Machine:
     upload_mb_per_s: float
     agent_id: str
     protected_item_name: str | None = None
+    # The appliance lists a machine in its OffAzure site only once its Mobility agent has registered.
+    discovered: bool = True
+    discovered_at: datetime | None = None
 
 
 @dataclass

@@ -468,7 +468,7 @@ def job(sim: Simulator, job: Job, now: datetime) -> dict[str, Any]:
         "scenarioName": job.scenario.name,
         "friendlyName": job.scenario.friendly_name,
         "state": state,
-        "stateDescription": _job_state_description(state),
+        "stateDescription": job.state_description_at(now),
         "tasks": _tasks(sim, job, now),
         "errors": [],
         "startTime": iso(job.created_at),
@@ -488,7 +488,7 @@ def job(sim: Simulator, job: Job, now: datetime) -> dict[str, Any]:
         },
     }
     end = job.end_time()
-    if end is not None and state in ("Succeeded", "Failed", "Cancelled"):
+    if end is not None and state in ("Succeeded", "Failed", "Cancelled", "Other"):
         props["endTime"] = iso(end)
     if state == "Failed" and job.error is not None:
         props["errors"] = [_job_error(job, end or now)]
@@ -514,6 +514,7 @@ def _job_state_description(state: str) -> str:
         "Failed": "Failed",
         "Cancelled": "Cancelled",
         "Suspended": "Suspended",
+        "Other": "Other",
     }[state]
 
 
@@ -551,7 +552,7 @@ def _tasks(sim: Simulator, job: Job, now: datetime) -> list[dict[str, Any]]:
         task_id = stable_uuid("task", job.name, index)
         begin, finish = index * per_task, (index + 1) * per_task
         failing = job.outcome == "Failed" and index == job.failing_task
-        if job_state in ("Succeeded", "Failed", "Cancelled") and done_seconds >= finish - 1e-6:
+        if job_state in ("Succeeded", "Failed", "Cancelled", "Other") and done_seconds >= finish - 1e-6:
             state = "Failed" if failing else "Succeeded"
         elif job_state == "Failed" and failing:
             state = "Failed"
@@ -588,7 +589,9 @@ def _tasks(sim: Simulator, job: Job, now: datetime) -> list[dict[str, Any]]:
 
 def operation_status(sim: Simulator, job: Job, now: datetime) -> dict[str, Any]:
     state = job.state_at(now)
-    status = {"Succeeded": "Succeeded", "Failed": "Failed", "Cancelled": "Canceled"}.get(state, "InProgress")
+    status = {"Succeeded": "Succeeded", "Failed": "Failed", "Cancelled": "Canceled", "Other": "Succeeded"}.get(
+        state, "InProgress"
+    )
     body: dict[str, Any] = {
         "id": sim.vault.operation_status_id(job.name),
         "name": job.name,
@@ -641,7 +644,7 @@ def recovery_plan(sim: Simulator, plan: RecoveryPlan, now: datetime) -> dict[str
             "startTime": iso(shown.created_at),
         }
         props["currentScenarioStatus"] = state
-        props["currentScenarioStatusDescription"] = _job_state_description(state)
+        props["currentScenarioStatusDescription"] = shown.state_description_at(now)
     return {
         "id": v.recovery_plan_id(plan.name),
         "name": plan.name,

@@ -203,7 +203,6 @@ class AsrDriver:
         return {
             "properties": {
                 "policyId": self.infra.policy_id,
-                "protectableItemId": f"{self.infra.protection_container_id}/replicationProtectableItems/{machine}",
                 "providerSpecificDetails": provider,
             }
         }

@@ -46,13 +46,15 @@ class World:
             "processServerId": infra.process_server_id,
             "targetResourceGroupId": "/subscriptions/s/resourceGroups/target",
             "testNetworkId": "/subscriptions/s/resourceGroups/target/providers/Microsoft.Network/virtualNetworks/t",
-            "disksDefault": {"logStorageAccountId": "cache", "diskType": "Standard_LRS"},
+            "disksDefault": {
+                "logStorageAccountId": "/subscriptions/s/resourceGroups/target/providers/Microsoft.Storage/storageAccounts/c",
+                "diskType": "Standard_LRS",
+            },
             **details,
         }
         return {
             "properties": {
                 "policyId": infra.policy_id,
-                "protectableItemId": f"{infra.protection_container_id}/replicationProtectableItems/{machine}",
                 "providerSpecificDetails": provider,
             }
         }
