@@ -4,7 +4,7 @@
 # infra/requirements-check.txt changed, then runs infra/tools/check_templates.py.
 #
 #   infra/check.sh                      every check on the real templates
-#   infra/check.sh --only checkov       one step (bicep | cfn-lint | sam-refs | checkov), repeatable
+#   infra/check.sh --only checkov       one step (bicep | cfn-lint | sam-refs | iam | checkov), repeatable
 #   infra/check.sh --cloud aws          one cloud's templates (azure | aws)
 #   infra/check.sh --azure DIR --sam F  check other copies (the tests feed broken ones)
 #   infra/check.sh --ensure-venv        only create the venv

@@ -5,10 +5,14 @@ Steps (each can be run alone with --only, the tests feed each a broken copy):
             because checkov only counts Bicep parse errors and still exits 0; then check what a
             compiler would: @description on every parameter, module paths and parameters, and the
             parameters file against main.bicep.
-  cfn-lint  cfn-lint on the SAM template, with aws-sam-translator present so the SAM transform runs
-            and references inside SAM resources are resolved.
+  cfn-lint  cfn-lint on the SAM template as written and after the SAM transform (aws-sam-translator's
+            Translator, offline: infra/tools/sam_translate.py); cfn-lint 1.x no longer transforms SAM
+            itself, so a circular dependency through Globals shows only in the translated template.
   sam-refs  resolve every Ref, GetAtt and Sub variable in the SAM template, where cfn-lint is blind.
-  checkov   checkov on the Bicep folder and on the SAM template (with the project's own checks in
+  iam       on the translated template: trust policies, Lambda permissions and queue policies in the
+            forms AWS documents (infra/tools/iam_forms.py), and a tag-key allowlist on every statement
+            that writes tags.
+  checkov   checkov on the Bicep folder and on the SAM template, as written and translated (with the project's own checks in
             infra/checks); fails on a failed check, on a parse error, on a suppression without a
             reason, and on a suppression that no longer matches any check.
 """
@@ -16,26 +20,30 @@ Steps (each can be run alone with --only, the tests feed each a broken copy):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a script by infra/check.sh
+    sys.path.insert(0, str(REPO_ROOT))
+
+from infra.tools.cfn_yaml import CfnLoader, load_sam  # noqa: E402
 DEFAULT_AZURE_DIR = REPO_ROOT / "infra" / "azure"
 DEFAULT_SAM_TEMPLATE = REPO_ROOT / "infra" / "aws" / "template.yaml"
 CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checks"
 PARAMETERS_FILE_NAME = "main.parameters.json"
 TOOLS_BIN = Path(sys.executable).parent
-STEPS = ("bicep", "cfn-lint", "sam-refs", "checkov")
+STEPS = ("bicep", "cfn-lint", "sam-refs", "iam", "checkov")
 CLOUDS = ("azure", "aws")
-STEP_CLOUD = {"bicep": "azure", "cfn-lint": "aws", "sam-refs": "aws"}
+STEP_CLOUD = {"bicep": "azure", "cfn-lint": "aws", "sam-refs": "aws", "iam": "aws"}
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Za-z0-9_]+)(:[^\n]*)?")
 NO_REASON = "No comment provided"
 
@@ -141,23 +149,53 @@ def _parameters_file_problems(parameters_file: Path, main: dict[str, Any]) -> li
 # ---------------------------------------------------------------- cfn-lint
 
 
-def check_cfn_lint(template: Path) -> StepResult:
-    result = StepResult("cfn-lint")
+@functools.cache
+def translated_template(template: Path) -> tuple[Path | None, str]:
+    """The template after the SAM transform, written next to nothing in the work tree; (None, why) if it fails."""
+    from infra.tools.sam_translate import TranslationError, translate
+
     try:
-        import samtranslator  # type: ignore[import-not-found]  # noqa: F401  (cfn-lint transforms SAM only with it)
-    except ImportError:
-        result.problems.append("aws-sam-translator is not installed: cfn-lint would not run the SAM transform")
-        return result
+        translated = translate(template)
+    except TranslationError as exc:
+        return None, f"the SAM transform refuses {template.name}: {exc}"
+    except Exception as exc:  # the translator raises bare errors for some malformed input
+        return None, f"the SAM transform fails on {template.name}: {type(exc).__name__}: {exc}"
+    out_dir = Path(tempfile.mkdtemp(prefix="aws2azure-sam-"))
+    target = out_dir / f"{template.stem}.translated.json"
+    target.write_text(json.dumps(translated, indent=2))
+    return target, ""
+
+
+def _cfn_lint(path: Path) -> tuple[int, str]:
     completed = subprocess.run(
-        [str(TOOLS_BIN / "cfn-lint"), "--format", "parseable", "--", str(template)],
+        [str(TOOLS_BIN / "cfn-lint"), "--format", "parseable", "--", str(path)],
         capture_output=True,
         text=True,
         check=False,
     )
-    output = (completed.stdout + completed.stderr).strip()
-    if completed.returncode != 0:
-        result.problems.append(f"cfn-lint exit {completed.returncode}:\n{output}")
-    result.notes.append(f"cfn-lint clean on {template.name}" if completed.returncode == 0 else "")
+    return completed.returncode, (completed.stdout + completed.stderr).strip()
+
+
+def check_cfn_lint(template: Path) -> StepResult:
+    """cfn-lint on the SAM template as written and on the template after the SAM transform.
+
+    cfn-lint 1.x no longer runs the SAM transform itself (it merges Globals and validates SAM resources
+    against their schema), so a circular dependency through Globals (E3004) or a bad property of a
+    generated resource shows only in the translated template.
+    """
+    result = StepResult("cfn-lint")
+    translated, why = translated_template(template)
+    targets = [("as written", template)]
+    if translated is None:
+        result.problems.append(why)
+    else:
+        targets.append(("after the SAM transform", translated))
+    for label, path in targets:
+        code, output = _cfn_lint(path)
+        if code != 0:
+            result.problems.append(f"cfn-lint on {template.name} {label}: exit {code}:\n{output}")
+        else:
+            result.notes.append(f"cfn-lint clean on {template.name} {label}")
     return result
 
 
@@ -239,6 +277,24 @@ def check_sam_references(template: Path) -> StepResult:
     return result
 
 
+# ---------------------------------------------------------------- iam
+
+
+def check_iam(template: Path) -> StepResult:
+    from infra.tools import iam_forms
+    from migration.tags import STATUS_TAGS
+
+    result = StepResult("iam")
+    translated, why = translated_template(template)
+    if translated is None:
+        result.problems.append(why)
+        return result
+    problems, notes = iam_forms.check(json.loads(translated.read_text()), frozenset(STATUS_TAGS))
+    result.problems += problems
+    result.notes += notes
+    return result
+
+
 # ---------------------------------------------------------------- checkov
 
 
@@ -295,33 +351,6 @@ def _bicep_suppressions(azure_dir: Path) -> set[tuple[str, str]]:
     return found
 
 
-class CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags as their long form: !Ref X -> {"Ref": X}, !Sub s -> {"Fn::Sub": s}."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        return {"Fn::GetAtt": value.split(".", 1)}
-    return {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-def load_sam(template: Path) -> dict[str, Any]:
-    document = yaml.load(template.read_text(), Loader=CfnLoader)
-    return document if isinstance(document, dict) else {}
-
-
 def _cfn_suppressions(template: Path) -> set[tuple[str, str]]:
     document = load_sam(template)
     found = set()
@@ -339,7 +368,14 @@ def check_checkov(azure_dir: Path | None, template: Path | None) -> StepResult:
     if azure_dir is not None:
         scans.append(("bicep", ["--directory", str(azure_dir)], "bicep", _bicep_suppressions(azure_dir)))
     if template is not None:
-        scans.append(("sam", ["--file", str(template)], "cloudformation", _cfn_suppressions(template)))
+        declared = _cfn_suppressions(template)
+        scans.append(("sam", ["--file", str(template)], "cloudformation", declared))
+        translated, why = translated_template(template)
+        if translated is None:
+            result.problems.append(f"sam-translated: {why}")
+        else:
+            # The transform passes each function's Metadata (its suppressions) on to AWS::Lambda::Function.
+            scans.append(("sam-translated", ["--file", str(translated)], "cloudformation", declared))
     # checkov spends most of its time starting up: scan both clouds at once.
     running = [
         (label, framework, declared, _start_checkov(target, framework)) for label, target, framework, declared in scans
@@ -388,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         "bicep": lambda: check_bicep(args.azure),
         "cfn-lint": lambda: check_cfn_lint(args.sam),
         "sam-refs": lambda: check_sam_references(args.sam),
+        "iam": lambda: check_iam(args.sam),
         "checkov": lambda: check_checkov(azure_dir, template),
     }
     steps = [s for s in (args.only or STEPS) if s == "checkov" or STEP_CLOUD[s] in clouds]
