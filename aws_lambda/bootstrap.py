@@ -23,8 +23,9 @@ from botocore.config import Config
 from aws_lambda.adapters.azure_queue import AzureQueuePublisher
 from aws_lambda.adapters.ec2 import Ec2Gateway
 from aws_lambda.adapters.lambda_invoke import LambdaIntakeInvoker
-from aws_lambda.adapters.scheduler import CutoverSchedules
+from aws_lambda.adapters.scheduler import CutoverSchedules, StopFollowUpSchedules
 from aws_lambda.adapters.secrets import CachedSecret
+from aws_lambda.adapters.ssm import SsmGateway
 from aws_lambda.adapters.status_api import StatusApiClient
 from aws_lambda.logic.cutover import CutoverDependencies
 from aws_lambda.logic.intake import IDEMPOTENCY_KEY_JMESPATH, Intake, IntakeDependencies, ProcessRequest
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ssm import SSMClient
 
     from aws_lambda.ports import Clock
 
@@ -83,6 +85,10 @@ class AwsClients:
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return self.session.client("dynamodb", config=AWS_CLIENT_CONFIG)
+
+    @cached_property
+    def ssm(self) -> SSMClient:
+        return self.session.client("ssm", config=AWS_CLIENT_CONFIG)
 
     @cached_property
     def lambda_(self) -> LambdaClient:
@@ -140,6 +146,11 @@ def build_intake(
         publisher=queue_publisher(settings, clients),
         appliance=settings.appliance,
         clock=clock or clock_for(settings),
+        agent_install=settings.agent_install,
+        agents=SsmGateway(clients.ssm, document_name=settings.agent_install_document or "")
+        if settings.agent_install == "ssm"
+        else None,
+        agent_config_expires_at=settings.agent_config_expires_at,
     )
     return IntakeRuntime(intake=Intake(deps, idempotent=idempotent), idempotency=config)
 
@@ -154,9 +165,14 @@ def build_cutover(
         machines=ec2,
         tags=ec2,
         publisher=queue_publisher(settings, clients),
+        follow_ups=StopFollowUpSchedules(
+            clients.scheduler,
+            group_name=settings.scheduler_group_name,
+            target_arn=settings.cutover_function_arn,
+            role_arn=settings.scheduler_role_arn,
+        ),
         clock=clock or clock_for(settings),
         stop_timeout_seconds=settings.stop_timeout_seconds,
-        stop_poll_seconds=settings.stop_poll_seconds,
     )
 
 
@@ -167,16 +183,26 @@ def build_status_sync(settings: StatusSyncSettings, clients: AwsClients | None =
         clients.secretsmanager, settings.status_api_key_secret_arn, ttl_seconds=settings.secret_cache_seconds
     )
     api = StatusApiClient(settings.status_api_url, key, timeout_seconds=settings.status_api_timeout_seconds)
-    return StatusSyncDependencies(inventory=ec2, tags=ec2, status_api=api)
+    # Reads install results only (GetCommandInvocation); intake is the one that sends the document.
+    agents = SsmGateway(clients.ssm, document_name="")
+    return StatusSyncDependencies(inventory=ec2, tags=ec2, status_api=api, agents=agents)
 
 
 def build_reconcile(
     settings: ReconcileSettings, clients: AwsClients | None = None, *, clock: Clock | None = None
 ) -> ReconcileDependencies:
     clients = clients or AwsClients()
+    key = CachedSecret(
+        clients.secretsmanager, settings.status_api_key_secret_arn, ttl_seconds=settings.secret_cache_seconds
+    )
     return ReconcileDependencies(
         inventory=Ec2Gateway(clients.ec2),
         invoker=LambdaIntakeInvoker(clients.lambda_, settings.intake_function_name),
         clock=clock or clock_for(settings),
         max_per_run=settings.reconcile_max_per_run,
+        status_api=StatusApiClient(settings.status_api_url, key, timeout_seconds=settings.status_api_timeout_seconds),
+        # Read only (scheduled_at): reconcile never creates a schedule, intake does.
+        schedules=CutoverSchedules(
+            clients.scheduler, group_name=settings.scheduler_group_name, target_arn="", role_arn=""
+        ),
     )

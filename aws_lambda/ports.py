@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from aws_lambda.models.cutover import CutoverRequest
+from aws_lambda.models.agent import CommandResult
+from aws_lambda.models.cutover import CutoverRequest, StopFollowUp
 from aws_lambda.models.inventory import TaggedInstance
+from migration.errors import MigrationError
 from migration.events import CancelRequested, FailoverRequested, MigrationRequested
 from migration.identity import InstanceRef
 from migration.ports import Clock
-from migration.readiness import InstanceDescription
+from migration.readiness import InstanceDescription, OsFamily
 from migration.records import MigrationRecord
 
 # NotFound.code when an event names an instance of another region than the function's own.
@@ -19,6 +21,7 @@ OTHER_REGION = "OtherRegion"
 
 __all__ = [
     "OTHER_REGION",
+    "AgentInstaller",
     "Clock",
     "CutoverScheduler",
     "EventPublisher",
@@ -47,12 +50,32 @@ class TagWriter(Protocol):
 
 
 class SourceMachines(Protocol):
-    def stop(self, instance_id: str) -> None:
-        """Ask EC2 to stop the instance; raises PreconditionFailed when EC2 refuses (protection, state)."""
+    def stop_many(self, instance_ids: Sequence[str]) -> dict[str, MigrationError]:
+        """Ask EC2 to stop the instances, in as few calls as allowed, without waiting; the ones refused."""
         ...
 
-    def wait_until_stopped(self, instance_id: str, *, timeout_seconds: float, poll_seconds: float) -> str:
-        """Wait at most ``timeout_seconds``; return the last state seen (``stopped`` on success)."""
+    def state(self, instance_id: str) -> str:
+        """The instance's state now (pending | running | stopping | stopped | shutting-down | terminated)."""
+        ...
+
+
+class AgentInstaller(Protocol):
+    def ping_status(self, instance_id: str) -> str | None:
+        """SSM's PingStatus of the instance (Online, ConnectionLost, Inactive), None when it is not managed."""
+        ...
+
+    def send_install(self, instance_id: str, *, comment: str) -> str:
+        """Run the Mobility service install document on the instance; returns the command id."""
+        ...
+
+    def invocation(self, command_id: str, instance_id: str, os_family: OsFamily) -> CommandResult:
+        """The install command's result on the instance so far."""
+        ...
+
+
+class StopFollowUps(Protocol):
+    def schedule(self, follow_up: StopFollowUp, at: datetime) -> str:
+        """A one-time schedule that checks, at ``at``, that the batch's sources stopped; returns its name."""
         ...
 
 
@@ -69,6 +92,10 @@ class CutoverScheduler(Protocol):
 
     def delete(self, instance: InstanceRef) -> None:
         """Remove the instance's cutover schedule; succeeds when there is none."""
+        ...
+
+    def scheduled_at(self, instance: InstanceRef) -> datetime | None:
+        """When the instance's cutover schedule fires, None when it has none."""
         ...
 
 

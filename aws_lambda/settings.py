@@ -10,14 +10,12 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
-from migration.readiness import ApplianceLocation
+from migration.readiness import AgentInstall, ApplianceLocation
 
 # EventBridge retries a failed delivery for up to 24 h; a shorter window would let a late retry run again.
 MIN_IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
-# Lambda's own limit is 900 s; the wait for the source to stop must leave time to tag and emit.
-MAX_STOP_TIMEOUT_SECONDS = 840
 
 
 class SettingsError(RuntimeError):
@@ -74,11 +72,19 @@ class IntakeSettings(QueueSettings):
     cutover_function_arn: str = Field(alias="CUTOVER_FUNCTION_ARN", pattern=r"^arn:")
     scheduler_group_name: str = Field(alias="SCHEDULER_GROUP_NAME", min_length=1)
     scheduler_role_arn: str = Field(alias="SCHEDULER_ROLE_ARN", pattern=r"^arn:")
+    # ssm: intake runs the Mobility install document through Systems Manager; push: the appliance pushes
+    # the agent (needs inbound ports and credentials on the appliance); manual: the operator installs it.
+    agent_install: AgentInstall = Field(default="ssm", alias="AGENT_INSTALL")
+    agent_install_document: str | None = Field(default=None, alias="AGENT_INSTALL_DOCUMENT")
+    # When the appliance's Mobility service configuration file (in S3 / Secrets Manager) stops being valid.
+    agent_config_expires_at: AwareDatetime | None = Field(default=None, alias="AGENT_CONFIG_EXPIRES_AT")
 
     @model_validator(mode="after")
     def _appliance_located(self) -> IntakeSettings:
         if self.appliance_cidr is None and not self.appliance_security_group_id:
             raise ValueError("set APPLIANCE_CIDR and/or APPLIANCE_SECURITY_GROUP_ID (where the appliance is)")
+        if self.agent_install == "ssm" and not self.agent_install_document:
+            raise ValueError("AGENT_INSTALL=ssm needs AGENT_INSTALL_DOCUMENT (the SSM document's name)")
         return self
 
     @property
@@ -87,8 +93,12 @@ class IntakeSettings(QueueSettings):
 
 
 class CutoverSettings(QueueSettings):
-    stop_timeout_seconds: int = Field(default=300, ge=0, le=MAX_STOP_TIMEOUT_SECONDS, alias="STOP_TIMEOUT_SECONDS")
-    stop_poll_seconds: float = Field(default=5.0, gt=0, le=60, alias="STOP_POLL_SECONDS")
+    # How long a source may take to stop before the follow-up reports it (no Lambda waits for the stop).
+    stop_timeout_seconds: int = Field(default=900, ge=60, le=86400, alias="STOP_TIMEOUT_SECONDS")
+    # The one-time follow-up schedule that reports a source that did not stop (EventBridge Scheduler).
+    scheduler_group_name: str = Field(alias="SCHEDULER_GROUP_NAME", min_length=1)
+    scheduler_role_arn: str = Field(alias="SCHEDULER_ROLE_ARN", pattern=r"^arn:")
+    cutover_function_arn: str = Field(alias="CUTOVER_FUNCTION_ARN", pattern=r"^arn:")
 
 
 class StatusSyncSettings(LambdaSettings):
@@ -99,6 +109,12 @@ class StatusSyncSettings(LambdaSettings):
 
 
 class ReconcileSettings(LambdaSettings):
+    secret_cache_seconds: int = Field(default=300, ge=0, le=3600, alias="SECRET_CACHE_SECONDS")
     intake_function_name: str = Field(alias="INTAKE_FUNCTION_NAME", min_length=1)
+    # Reconcile compares each migrating instance's tags with the Azure record (the status API).
+    status_api_url: str = Field(alias="STATUS_API_URL", pattern=r"^https?://")
+    status_api_key_secret_arn: str = Field(alias="STATUS_API_KEY_SECRET_ARN", min_length=1)
+    status_api_timeout_seconds: float = Field(default=10.0, gt=0, le=60, alias="STATUS_API_TIMEOUT_SECONDS")
+    scheduler_group_name: str = Field(alias="SCHEDULER_GROUP_NAME", min_length=1)
     # Bounds one run, so a backlog is worked off over several runs instead of timing one out.
     reconcile_max_per_run: int = Field(default=200, ge=1, le=1000, alias="RECONCILE_MAX_PER_RUN")

@@ -104,8 +104,10 @@ class LocalAwsSide:
             "CUTOVER_FUNCTION_ARN": self.cutover_function_arn,
             "SCHEDULER_GROUP_NAME": SCHEDULER_GROUP,
             "SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
-            "STOP_TIMEOUT_SECONDS": "30",
-            "STOP_POLL_SECONDS": "0.2",
+            "STOP_TIMEOUT_SECONDS": "600",
+            # moto's SSM has no DescribeInstanceInformation (NotImplementedError), so the local stack's
+            # instances cannot pass the SSM readiness rule: the agent is "installed by hand" here.
+            "AGENT_INSTALL": "manual",
             "INTAKE_FUNCTION_NAME": INTAKE_FUNCTION,
         }
 

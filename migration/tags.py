@@ -27,6 +27,11 @@ PROGRESS = PREFIX + "progress"
 REASON = PREFIX + "reason"
 UPDATED_AT = PREFIX + "updated-at"
 STATUS_TAGS = (STATUS, PROGRESS, REASON, UPDATED_AT)
+# Written by the AWS side: the Mobility install command ("<state>:<command-id>:<os>", state installing |
+# installed | failed) and the cutover's stop ("<state>:<request-id>:<requested-by>", state stopping | sent |
+# not-stopped), so a later event or run knows what was started.
+AGENT = PREFIX + "agent"
+CUTOVER_STOP = PREFIX + "cutover-stop"
 
 WAVE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 AZURE_VM_SIZE_PATTERN = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_-]{1,60}$")

@@ -11,9 +11,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from aws_lambda.adapters.aws_errors import translate
 from aws_lambda.models.inventory import TaggedInstance
 from aws_lambda.ports import OTHER_REGION
-from migration.errors import NotFound
+from migration.errors import MigrationError, NotFound
 from migration.identity import InstanceRef
-from migration.readiness import InstanceDescription, SecurityRule
+from migration.readiness import InstanceDescription, NetworkAclEntry, SecurityRule
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 # EC2 accepts up to 1000 resources per CreateTags call and recommends smaller batches.
 CREATE_TAGS_BATCH = 100
+# botocore's ec2 model gives StopInstances' InstanceIds no maximum; a batch this size is one call per
+# hundred sources, and a refused batch is retried one by one to tell which instance EC2 refuses.
+STOP_BATCH = 100
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
 
@@ -94,6 +97,8 @@ class Ec2Gateway:
             image_description=str(image.get("Description", "")),
             security_group_ids=group_ids,
             security_rules=tuple(self._security_rules(group_ids)),
+            subnet_id=raw.get("SubnetId") or None,
+            **self._network_acl(raw),
             disks_gib=self._disk_sizes(raw),
             tags=_tags(raw.get("Tags")),
         )
@@ -147,6 +152,27 @@ class Ec2Gateway:
             self._client.stop_instances(InstanceIds=[instance_id])
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"stop {instance_id}") from exc
+
+    def stop_many(self, instance_ids: Sequence[str]) -> dict[str, MigrationError]:
+        """StopInstances in batches, returning without waiting; the instances EC2 refused, with why."""
+        refused: dict[str, MigrationError] = {}
+        for batch in _chunks(list(instance_ids), STOP_BATCH):
+            try:
+                self._client.stop_instances(InstanceIds=batch)
+                continue
+            except (ClientError, BotoCoreError) as exc:
+                if len(batch) == 1:
+                    refused[batch[0]] = translate(exc, f"stop {batch[0]}")
+                    continue
+            for instance_id in batch:  # one refused instance fails the whole call: find it
+                try:
+                    self._client.stop_instances(InstanceIds=[instance_id])
+                except (ClientError, BotoCoreError) as exc:
+                    refused[instance_id] = translate(exc, f"stop {instance_id}")
+        return refused
+
+    def state(self, instance_id: str) -> str:
+        return str(self._describe_instance(instance_id).get("State", {}).get("Name", "unknown"))
 
     def wait_until_stopped(self, instance_id: str, *, timeout_seconds: float, poll_seconds: float) -> str:
         deadline = self._monotonic() + timeout_seconds
@@ -216,6 +242,39 @@ class Ec2Gateway:
         for group in groups:
             yield from _rules(group["GroupId"], "ingress", group.get("IpPermissions", []))
             yield from _rules(group["GroupId"], "egress", group.get("IpPermissionsEgress", []))
+
+    def _network_acl(self, raw: InstanceTypeDef) -> dict[str, Any]:
+        """The network ACL of the instance's subnet: its own association, else the VPC's default ACL."""
+        subnet_id, vpc_id = raw.get("SubnetId"), raw.get("VpcId")
+        if not subnet_id:
+            return {}
+        try:
+            acls = self._client.describe_network_acls(
+                Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
+            )["NetworkAcls"]
+            if not acls and vpc_id:
+                acls = self._client.describe_network_acls(
+                    Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "default", "Values": ["true"]}]
+                )["NetworkAcls"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"describe the network ACL of {subnet_id}") from exc
+        if not acls:
+            return {}
+        entries = []
+        for entry in acls[0].get("Entries", []):
+            ports = entry.get("PortRange") or {}
+            entries.append(
+                NetworkAclEntry(
+                    rule_number=int(entry.get("RuleNumber", 32767)),
+                    egress=bool(entry.get("Egress", False)),
+                    protocol=str(entry.get("Protocol", "-1")),
+                    action="allow" if entry.get("RuleAction") == "allow" else "deny",
+                    cidr=str(entry.get("CidrBlock") or entry.get("Ipv6CidrBlock") or ""),
+                    from_port=ports.get("From"),
+                    to_port=ports.get("To"),
+                )
+            )
+        return {"network_acl_id": acls[0].get("NetworkAclId"), "network_acl_entries": tuple(entries)}
 
     def _disk_sizes(self, raw: InstanceTypeDef) -> tuple[int, ...]:
         volume_ids = [m["Ebs"]["VolumeId"] for m in raw.get("BlockDeviceMappings", []) if "Ebs" in m]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aws_lambda.adapters.aws_errors import error_code, translate
-from aws_lambda.models.cutover import CutoverRequest
+from aws_lambda.models.cutover import CutoverRequest, StopFollowUp
 from migration.identity import InstanceRef
 
 if TYPE_CHECKING:
@@ -64,6 +64,20 @@ class CutoverSchedules:
             raise translate(exc, f"create schedule {name}") from exc
         return name
 
+    def scheduled_at(self, instance: InstanceRef) -> datetime | None:
+        name = schedule_name(instance)
+        try:
+            expression = self._client.get_schedule(Name=name, GroupName=self._group)["ScheduleExpression"]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise translate(exc, f"get schedule {name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"get schedule {name}") from exc
+        if not expression.startswith("at(") or not expression.endswith(")"):
+            return None
+        return datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC)
+
     def delete(self, instance: InstanceRef) -> None:
         name = schedule_name(instance)
         try:
@@ -73,3 +87,38 @@ class CutoverSchedules:
                 raise translate(exc, f"delete schedule {name}") from exc
         except BotoCoreError as exc:
             raise translate(exc, f"delete schedule {name}") from exc
+
+
+class StopFollowUpSchedules:
+    """Implements StopFollowUps: one one-time schedule per cutover batch, deleted after it runs."""
+
+    def __init__(self, client: EventBridgeSchedulerClient, *, group_name: str, target_arn: str, role_arn: str) -> None:
+        self._client = client
+        self._group = group_name
+        self._target_arn = target_arn
+        self._role_arn = role_arn
+
+    def schedule(self, follow_up: StopFollowUp, at: datetime) -> str:
+        name = f"aws2azure-stop-check-{follow_up.batch_id}"[:64]
+        try:
+            self._client.create_schedule(
+                Name=name,
+                GroupName=self._group,
+                ScheduleExpression=f"at({at.astimezone(UTC):%Y-%m-%dT%H:%M:%S})",
+                ScheduleExpressionTimezone="UTC",
+                FlexibleTimeWindow={"Mode": "OFF"},
+                ActionAfterCompletion="DELETE",
+                Description="aws2azure: report cutover sources that did not stop",
+                Target={
+                    "Arn": self._target_arn,
+                    "RoleArn": self._role_arn,
+                    "Input": follow_up.model_dump_json(),
+                    "RetryPolicy": {"MaximumEventAgeInSeconds": RETRY_WINDOW_SECONDS, "MaximumRetryAttempts": 10},
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConflictException":  # the same batch scheduled twice: one is enough
+                raise translate(exc, f"create schedule {name}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"create schedule {name}") from exc
+        return name

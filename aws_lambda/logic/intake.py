@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeAlias
 
 from pydantic import BaseModel, ConfigDict
@@ -23,7 +24,15 @@ from aws_lambda.models.cutover import CutoverRequest
 from aws_lambda.models.outcomes import IntakeAction, IntakeOutcome
 from aws_lambda.models.tag_change import TagChangeEvent
 from aws_lambda.observability import count, count_by, logger
-from aws_lambda.ports import OTHER_REGION, Clock, CutoverScheduler, EventPublisher, InstanceInventory, TagWriter
+from aws_lambda.ports import (
+    OTHER_REGION,
+    AgentInstaller,
+    Clock,
+    CutoverScheduler,
+    EventPublisher,
+    InstanceInventory,
+    TagWriter,
+)
 from migration.errors import InvalidInput, NotFound
 from migration.events import (
     CancelRequested,
@@ -35,16 +44,18 @@ from migration.events import (
 from migration.identity import InstanceRef
 from migration.phases import FAILOVER_STARTED_PHASES, Phase, is_cancellable
 from migration.readiness import (
+    AgentInstall,
     ApplianceLocation,
     InstanceDescription,
     ReadinessFailure,
     check_readiness,
 )
-from migration.tags import CUTOVER_AT, MIGRATE, REQUEST_TAGS, STATUS, MigrationTags, status_tags
+from migration.tags import AGENT, CUTOVER_AT, MIGRATE, REQUEST_TAGS, STATUS, MigrationTags, status_tags
 
 COMPONENT = "intake"
 RULE_TAGS = "tags"
 RULE_CUTOVER_AT = "cutover-at"
+RULE_AGENT_CONFIG = "agent-config"
 # A new request may start from these (or from no status at all); any other status is a migration in flight.
 _RESTARTABLE = frozenset({Phase.NOT_READY, Phase.FAILED, Phase.CANCELLED})
 _EVENT_NAMESPACE = uuid.UUID("5f0c2a4e-3d8b-4f43-9c55-8f1c7a0e2b61")
@@ -73,6 +84,10 @@ class IntakeDependencies:
     publisher: EventPublisher
     appliance: ApplianceLocation
     clock: Clock
+    agent_install: AgentInstall = "ssm"
+    agents: AgentInstaller | None = None
+    # When the appliance's Mobility service configuration file stops being valid (the operator's setting).
+    agent_config_expires_at: datetime | None = None
 
 
 def event_id(event_type: str, instance: InstanceRef, request_id: str) -> str:
@@ -144,8 +159,23 @@ class Intake:
         self, description: InstanceDescription, request: IntakeRequest, wanted: MigrationTags
     ) -> IntakeOutcome:
         now = self._deps.clock.now()
-        readiness = check_readiness(description, self._deps.appliance)
+        agents = self._deps.agents if self._deps.agent_install == "ssm" else None
+        if agents is not None:
+            description = description.model_copy(
+                update={"ssm_ping_status": agents.ping_status(request.instance.instance_id)}
+            )
+        readiness = check_readiness(description, self._deps.appliance, agent_install=self._deps.agent_install)
         failures = list(readiness.failures)
+        expires = self._deps.agent_config_expires_at
+        if agents is not None and expires is not None and expires <= now:
+            failures.append(
+                ReadinessFailure(
+                    rule=RULE_AGENT_CONFIG,
+                    reason=f"the appliance's Mobility service configuration file expired at "
+                    f"{expires:%Y-%m-%dT%H:%M:%SZ}: generate a new one on the appliance, store it and set "
+                    "AGENT_CONFIG_EXPIRES_AT",
+                )
+            )
         if wanted.cutover_at is not None and wanted.cutover_at <= now:
             failures.append(
                 ReadinessFailure(
@@ -188,10 +218,20 @@ class Intake:
         # Azure drops; tagging first could leave a Requested tag with nothing on the queue.
         self._deps.publisher.publish(event)
         reason = "readiness checks passed; migration requested"
+        phase = Phase.REQUESTED
+        extra: dict[str, str] = {}
+        if agents is not None:
+            # The appliance discovers the machine once the agent is registered with it; Azure waits for that.
+            command_id = agents.send_install(
+                instance.instance_id, comment=f"aws2azure Mobility service install, request {request.request_id}"
+            )
+            phase = Phase.INSTALLING_AGENT
+            reason += f"; Mobility service install sent through SSM (command {command_id})"
+            extra[AGENT] = f"installing:{command_id}:{readiness.os_family}"
         if schedule:
             reason += f"; cutover scheduled at {wanted.cutover_at:%Y-%m-%dT%H:%M:%SZ}"
         self._deps.tags.write_tags(
-            {instance.instance_id: status_tags(Phase.REQUESTED.value, updated_at=now, reason=reason)}
+            {instance.instance_id: {**status_tags(phase.value, updated_at=now, reason=reason), **extra}}
         )
         count("MigrationRequested")
         count_by("EventsEmitted", "EventType", "MigrationRequested")

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aws_lambda.logic.intake import current_phase
+from aws_lambda.models.agent import failure_summary
 from aws_lambda.models.inventory import TaggedInstance
 from aws_lambda.models.outcomes import StatusSyncOutcome
 from aws_lambda.observability import count, logger
-from aws_lambda.ports import InstanceInventory, StatusApi, TagWriter
+from aws_lambda.ports import AgentInstaller, InstanceInventory, StatusApi, TagWriter
 from migration.errors import MigrationError, NotFound
 from migration.phases import Phase
+from migration.readiness import OsFamily
 from migration.records import MigrationRecord
-from migration.tags import STATUS, STATUS_TAGS, status_tags
+from migration.tags import AGENT, EC2_TAG_VALUE_MAX, STATUS, STATUS_TAGS, status_tags
 
 # Nothing more will change for these (NotReady never reached Azure); a new request re-tags them first.
 _SETTLED = frozenset({Phase.NOT_READY, Phase.MIGRATED, Phase.CANCELLED})
@@ -26,6 +29,48 @@ class StatusSyncDependencies:
     tags: TagWriter
     status_api: StatusApi
     max_parallel_reads: int = 8
+    agents: AgentInstaller | None = None
+
+
+# Azure has not got past waiting for the machine yet: the AWS side knows more about the agent.
+_BEFORE_DISCOVERY = frozenset({Phase.REQUESTED, Phase.INSTALLING_AGENT, Phase.AWAITING_DISCOVERY})
+
+
+def _agent(tags: Mapping[str, str]) -> tuple[str, str, OsFamily] | None:
+    parts = tags.get(AGENT, "").split(":")
+    if len(parts) != 3:
+        return None
+    os_family: OsFamily
+    if parts[2] == "linux":
+        os_family = "linux"
+    elif parts[2] == "windows":
+        os_family = "windows"
+    else:
+        return None
+    return parts[0], parts[1], os_family
+
+
+def _agent_update(tagged: TaggedInstance, deps: StatusSyncDependencies) -> dict[str, str] | bool | None:
+    """Tags from the install command (a dict), True to leave the instance as it is this run, None to sync it."""
+    agent = _agent(tagged.tags)
+    if agent is None or agent[0] != "installing" or deps.agents is None:
+        return None
+    _, command_id, os_family = agent
+    result = deps.agents.invocation(command_id, tagged.instance.instance_id, os_family)
+    if not result.finished:
+        return True
+    now = datetime.now(UTC)
+    if result.succeeded:
+        reason = "Mobility service installed and registered with the appliance; waiting for it to discover the machine"
+        return {
+            **status_tags(Phase.AWAITING_DISCOVERY.value, updated_at=now, reason=reason),
+            AGENT: f"installed:{command_id}:{os_family}",
+        }
+    count("AgentInstallFailed")
+    return {
+        **status_tags(Phase.FAILED.value, updated_at=now, reason=failure_summary(result, limit=EC2_TAG_VALUE_MAX)),
+        AGENT: f"failed:{command_id}:{os_family}",
+    }
 
 
 def _needs_sync(tagged: TaggedInstance) -> bool:
@@ -47,7 +92,20 @@ def _differs(current: Mapping[str, str], desired: Mapping[str, str]) -> bool:
 
 
 def sync_statuses(deps: StatusSyncDependencies) -> StatusSyncOutcome:
-    in_flight = [t for t in deps.inventory.list_tagged(STATUS) if _needs_sync(t)]
+    candidates = [t for t in deps.inventory.list_tagged(STATUS) if _needs_sync(t)]
+    updates: dict[str, dict[str, str]] = {}
+    in_flight: list[TaggedInstance] = []
+    errors: dict[str, str] = {}
+    for tagged in candidates:
+        try:
+            agent = _agent_update(tagged, deps)
+        except MigrationError as exc:
+            errors[tagged.instance.instance_id] = str(exc)
+            continue
+        if isinstance(agent, dict):
+            updates[tagged.instance.instance_id] = agent
+        elif agent is None:
+            in_flight.append(tagged)
 
     def read(tagged: TaggedInstance) -> MigrationRecord | MigrationError:
         try:
@@ -58,9 +116,7 @@ def sync_statuses(deps: StatusSyncDependencies) -> StatusSyncOutcome:
     with ThreadPoolExecutor(max_workers=deps.max_parallel_reads) as pool:
         results = list(pool.map(read, in_flight))
 
-    updates: dict[str, dict[str, str]] = {}
     not_in_azure: list[str] = []
-    errors: dict[str, str] = {}
     for tagged, result in zip(in_flight, results, strict=True):
         instance_id = tagged.instance.instance_id
         if isinstance(result, NotFound):
@@ -69,7 +125,12 @@ def sync_statuses(deps: StatusSyncDependencies) -> StatusSyncOutcome:
         elif isinstance(result, MigrationError):
             errors[instance_id] = str(result)
         else:
+            mark = _agent(tagged.tags)
+            if mark is not None and mark[0] == "failed" and result.phase in _BEFORE_DISCOVERY:
+                continue  # the install failed: the Failed tag with its reason stays until a new request
             wanted = desired_tags(result)
+            if mark is not None and mark[0] == "installed" and result.phase is Phase.REQUESTED:
+                wanted = {**wanted, STATUS: Phase.AWAITING_DISCOVERY.value}
             if _differs(tagged.tags, wanted):
                 updates[instance_id] = wanted
     if updates:
@@ -79,9 +140,9 @@ def sync_statuses(deps: StatusSyncDependencies) -> StatusSyncOutcome:
         count("StatusSyncErrors", len(errors))
         logger.warning("status API errors", extra={"errors": errors})
     outcome = StatusSyncOutcome(
-        checked=len(in_flight),
+        checked=len(candidates),
         updated=sorted(updates),
-        unchanged=len(in_flight) - len(updates) - len(not_in_azure) - len(errors),
+        unchanged=max(0, len(candidates) - len(updates) - len(not_in_azure) - len(errors)),
         not_in_azure=not_in_azure,
         errors=errors,
     )

@@ -17,3 +17,23 @@ class CutoverRequest(BaseModel):
     request_id: Annotated[str, Field(min_length=1, max_length=128)]
     requested_by: Literal["schedule", "operator"] = "schedule"
     cutover_at: AwareDatetime | None = None
+
+
+class CutoverBatch(BaseModel):
+    """Several cutovers at once (an operator's wave by hand): their sources are stopped in batched calls."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cutovers: Annotated[list[CutoverRequest], Field(min_length=1, max_length=1000)]
+
+
+class StopFollowUp(BaseModel):
+    """What the one-time follow-up schedule sends back: the sources one cutover invocation stopped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    follow_up: Literal["source-stop"] = "source-stop"
+    batch_id: Annotated[str, Field(min_length=1, max_length=64)]
+    instances: Annotated[list[InstanceRef], Field(min_length=1, max_length=1000)]
+    stop_requested_at: AwareDatetime
+    bound_seconds: int

@@ -29,7 +29,7 @@ class IntakeOutcome(BaseModel):
     cutover_schedule: str | None = None
 
 
-CutoverAction = Literal["failover-requested", "source-not-stopped", "ignored", "rejected"]
+CutoverAction = Literal["stop-requested", "failover-requested", "source-not-stopped", "ignored", "rejected"]
 
 
 class CutoverOutcome(BaseModel):
@@ -39,6 +39,17 @@ class CutoverOutcome(BaseModel):
     reason: str = ""
     instance_id: str | None = None
     event_id: str | None = None
+
+
+class CutoverRunOutcome(BaseModel):
+    """One cutover invocation: what happened to each instance it was given."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcomes: list[CutoverOutcome] = Field(default_factory=list)
+
+    def actions(self) -> dict[str, str]:
+        return {o.instance_id or "": o.action for o in self.outcomes}
 
 
 class StatusSyncOutcome(BaseModel):
@@ -55,5 +66,7 @@ class ReconcileOutcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     rerun: list[str] = Field(default_factory=list)
+    # Repairs of lost events: instance id -> what was done (cancel-requested, rescheduled).
+    repaired: dict[str, str] = Field(default_factory=dict)
     skipped: dict[str, str] = Field(default_factory=dict)
     left_for_next_run: int = 0
