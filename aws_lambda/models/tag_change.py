@@ -30,7 +30,8 @@ class TagChangeDetail(BaseModel):
     service: str
     resource_type: str = Field(alias="resource-type")
     # The resource's tag-set version: it grows with every change, so it orders events for one resource.
-    version: int
+    # Optional: not every delivery carries it, and intake never needs it (it reads the tags EC2 has now).
+    version: int | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 
 

@@ -12,9 +12,9 @@ import pytest
 from migration.events import CancelRequested, MigrationRequested
 from migration.readiness import (
     RULE_AMAZON_LINUX,
-    RULE_APPLIANCE_TO_INSTANCE,
     RULE_ARCHITECTURE,
     RULE_INSTANCE_TO_APPLIANCE,
+    RULE_NACL_OUTBOUND,
     RULE_PLATFORM,
     RULE_RUNNING,
     RULE_VIRTUALIZATION,
@@ -142,15 +142,36 @@ def test_a_stopped_instance_fails_the_running_rule(local_aws: LocalAws, intake: 
     assert "stopped, not running" in local_aws.tags_of(instance_id)[REASON]
 
 
-def test_security_groups_must_let_the_appliance_in_on_443_and_9443(local_aws: LocalAws, intake: ModuleType) -> None:
-    only_443 = local_aws.workload_group("only-443", ingress=BOTH_PORTS[:1])
-    instance_id = local_aws.launch(AMI_UBUNTU, groups=[only_443])
+def test_no_inbound_rule_is_needed_the_instance_connects_to_the_appliance(
+    local_aws: LocalAws, intake: ModuleType
+) -> None:
+    no_ingress = local_aws.workload_group("no-ingress", ingress=[])
+    instance_id = local_aws.launch(AMI_UBUNTU, groups=[no_ingress])
+
+    assert request(local_aws, intake, instance_id)["action"] == "requested"
+
+
+def test_the_subnet_network_acl_must_let_9443_out(local_aws: LocalAws, intake: ModuleType) -> None:
+    ec2 = local_aws.ec2
+    subnet = ec2.create_subnet(VpcId=local_aws.side.vpc_id, CidrBlock="172.31.200.0/24")["Subnet"]["SubnetId"]
+    acl = ec2.create_network_acl(VpcId=local_aws.side.vpc_id)["NetworkAcl"]["NetworkAclId"]
+    default_assoc = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])
+    association = default_assoc["NetworkAcls"][0]["Associations"]
+    assoc_id = next(a["NetworkAclAssociationId"] for a in association if a["SubnetId"] == subnet)
+    ec2.replace_network_acl_association(AssociationId=assoc_id, NetworkAclId=acl)
+    ec2.create_network_acl_entry(
+        NetworkAclId=acl, RuleNumber=100, Protocol="6", RuleAction="allow", Egress=True,
+        CidrBlock="0.0.0.0/0", PortRange={"From": 443, "To": 443},
+    )  # fmt: skip
+    group = local_aws.workload_group("acl", ingress=[])
+    instance_id = ec2.run_instances(
+        ImageId=AMI_UBUNTU, MinCount=1, MaxCount=1, InstanceType="m5.large", SubnetId=subnet, SecurityGroupIds=[group]
+    )["Instances"][0]["InstanceId"]
 
     outcome = request(local_aws, intake, instance_id)
 
-    assert outcome["failed_rules"] == [RULE_APPLIANCE_TO_INSTANCE]
-    assert "inbound TCP 9443" in outcome["reason"]
-    assert "inbound TCP 443 " not in outcome["reason"]
+    assert outcome["failed_rules"] == [RULE_NACL_OUTBOUND]
+    assert f"network ACL {acl} denies outbound TCP 9443" in outcome["reason"]
 
 
 def test_security_groups_must_let_the_instance_reach_the_appliance(local_aws: LocalAws, intake: ModuleType) -> None:
@@ -188,7 +209,6 @@ def test_several_failures_are_all_reported(local_aws: LocalAws, intake: ModuleTy
 
     assert outcome["failed_rules"] == [
         RULE_VIRTUALIZATION,
-        RULE_APPLIANCE_TO_INSTANCE,
         RULE_INSTANCE_TO_APPLIANCE,
     ]
     assert len(local_aws.tags_of(instance_id)[REASON]) <= 256

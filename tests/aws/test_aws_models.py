@@ -35,6 +35,7 @@ INTAKE_ENV = {
     "CUTOVER_FUNCTION_ARN": "arn:aws:lambda:eu-west-1:123456789012:function:cutover",
     "SCHEDULER_GROUP_NAME": "aws2azure",
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/scheduler",
+    "AGENT_INSTALL_DOCUMENT": "aws2azure-InstallMobility",
 }
 
 
@@ -153,10 +154,25 @@ def test_the_appliance_must_be_located() -> None:
     assert located.appliance.security_group_id == "sg-0123"
 
 
-def test_the_stop_wait_is_bounded_below_the_lambda_limit() -> None:
-    env = {**INTAKE_ENV, "STOP_TIMEOUT_SECONDS": "900"}
+def test_the_stop_bound_is_the_follow_up_s_not_a_lambda_wait() -> None:
+    # No Lambda waits for the stop, so the bound may exceed Lambda's 900 s; it must leave EC2 time to stop.
+    assert CutoverSettings.from_environment({**INTAKE_ENV, "STOP_TIMEOUT_SECONDS": "1800"}).stop_timeout_seconds == 1800
     with pytest.raises(SettingsError, match="STOP_TIMEOUT_SECONDS"):
-        CutoverSettings.from_environment(env)
+        CutoverSettings.from_environment({**INTAKE_ENV, "STOP_TIMEOUT_SECONDS": "5"})
+
+
+def test_ssm_install_needs_the_document_name() -> None:
+    env = {k: v for k, v in INTAKE_ENV.items() if k != "AGENT_INSTALL_DOCUMENT"}
+    with pytest.raises(SettingsError, match="AGENT_INSTALL_DOCUMENT"):
+        IntakeSettings.from_environment(env)
+    assert IntakeSettings.from_environment({**env, "AGENT_INSTALL": "push"}).agent_install == "push"
+
+
+def test_the_tag_change_model_takes_an_event_without_detail_version() -> None:
+    event = reference_event(TAG_CHANGE_SAMPLE)
+    del event["detail"]["version"]
+
+    assert TagChangeEvent.model_validate(event).detail.version is None
 
 
 def test_status_sync_needs_the_api_url_and_key() -> None:
