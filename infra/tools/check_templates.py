@@ -12,17 +12,19 @@ Steps (each can be run alone with --only, the tests feed each a broken copy):
   iam       on the translated template: trust policies, Lambda permissions and queue policies in the
             forms AWS documents (infra/tools/iam_forms.py), and a tag-key allowlist on every statement
             that writes tags.
-  checkov   checkov on the Bicep folder and on the SAM template, as written and translated (with the project's own checks in
-            infra/checks); fails on a failed check, on a parse error, on a suppression without a
-            reason, and on a suppression that no longer matches any check.
+  checkov   checkov on the Bicep folder and on the SAM template, as written and translated (with
+            the project's own checks in infra/checks); fails on a failed check, on a parse error, on a
+            suppression without a reason, and on a suppression that no longer matches any check.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # run as a script by infra/check.sh
     sys.path.insert(0, str(REPO_ROOT))
 
-from infra.tools.cfn_yaml import CfnLoader, load_sam  # noqa: E402
+from infra.tools.cfn_yaml import load_sam  # noqa: E402
+
 DEFAULT_AZURE_DIR = REPO_ROOT / "infra" / "azure"
 DEFAULT_SAM_TEMPLATE = REPO_ROOT / "infra" / "aws" / "template.yaml"
 CUSTOM_CHECKS_DIR = REPO_ROOT / "infra" / "checks"
@@ -161,6 +164,7 @@ def translated_template(template: Path) -> tuple[Path | None, str]:
     except Exception as exc:  # the translator raises bare errors for some malformed input
         return None, f"the SAM transform fails on {template.name}: {type(exc).__name__}: {exc}"
     out_dir = Path(tempfile.mkdtemp(prefix="aws2azure-sam-"))
+    atexit.register(shutil.rmtree, out_dir, True)
     target = out_dir / f"{template.stem}.translated.json"
     target.write_text(json.dumps(translated, indent=2))
     return target, ""
@@ -282,14 +286,20 @@ def check_sam_references(template: Path) -> StepResult:
 
 def check_iam(template: Path) -> StepResult:
     from infra.tools import iam_forms
-    from migration.tags import STATUS_TAGS
+    from migration import tags
 
     result = StepResult("iam")
     translated, why = translated_template(template)
     if translated is None:
         result.problems.append(why)
         return result
-    problems, notes = iam_forms.check(json.loads(translated.read_text()), frozenset(STATUS_TAGS))
+    # The keys aws2azure itself writes: every aws2azure: key of migration/tags.py but the request tags.
+    written = frozenset(
+        value
+        for name, value in vars(tags).items()
+        if name.isupper() and isinstance(value, str) and value.startswith(tags.PREFIX) and value != tags.PREFIX
+    ) - set(tags.REQUEST_TAGS)
+    problems, notes = iam_forms.check(json.loads(translated.read_text()), written)
     result.problems += problems
     result.notes += notes
     return result

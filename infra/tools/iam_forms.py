@@ -132,8 +132,10 @@ def tag_key_problems(where: str, statement: dict[str, Any], allowed_keys: frozen
     condition = statement.get("Condition") or {}
     problems: list[str] = []
     for operator, block in condition.items():
-        if isinstance(block, dict) and any(k.lower() == "aws:tagkeys" for k in block) and (
-            operator != "ForAllValues:StringEquals" and operator != "Null"
+        if (
+            isinstance(block, dict)
+            and any(k.lower() == "aws:tagkeys" for k in block)
+            and operator not in {"ForAllValues:StringEquals", "Null"}
         ):
             problems.append(f"{where}: aws:TagKeys under {operator}; list the keys with ForAllValues:StringEquals")
     keys = condition_values(statement, "aws:TagKeys", ("ForAllValues:StringEquals",))
@@ -143,10 +145,12 @@ def tag_key_problems(where: str, statement: dict[str, Any], allowed_keys: frozen
         if not isinstance(key, str) or "*" in key or "?" in key:
             problems.append(f"{where}: tag key {key!r} is not one literal key")
         elif key not in allowed_keys:
-            problems.append(f"{where}: may write {key!r}, which is not a status tag ({', '.join(sorted(allowed_keys))})")
+            problems.append(
+                f"{where}: may write {key!r}, which is not a tag aws2azure writes ({', '.join(sorted(allowed_keys))})"
+            )
     null = condition_values(statement, "aws:TagKeys", ("Null",))
     if [str(v).lower() for v in null] != ["false"]:
-        problems.append(f"{where}: without \"Null\": {{aws:TagKeys: false}}, ForAllValues passes a request with no tags")
+        problems.append(f'{where}: without "Null": {{aws:TagKeys: false}}, ForAllValues passes a request with no tags')
     return problems
 
 
@@ -176,7 +180,9 @@ def check(template: dict[str, Any], allowed_tag_keys: frozenset[str]) -> tuple[l
             for statement in statements((resource.get("Properties") or {}).get("PolicyDocument")):
                 if _actions(statement) & TAG_WRITE_ACTIONS:
                     counts["tag-keys"] += 1
-                problems += tag_key_problems(f"{logical_id} {statement.get('Sid', '')}".rstrip(), statement, allowed_tag_keys)
+                problems += tag_key_problems(
+                    f"{logical_id} {statement.get('Sid', '')}".rstrip(), statement, allowed_tag_keys
+                )
         elif kind == "AWS::Lambda::Permission":
             counts["permission"] += 1
             problems += permission_problems(logical_id, resource)

@@ -152,13 +152,13 @@ def resolve(
     def condition(name: str) -> bool:
         return bool(walk((template.get("Conditions") or {})[name]))
 
-    def walk(node: Any) -> Any:  # noqa: PLR0911
+    def walk(node: Any) -> Any:
         if isinstance(node, list):
             return [walk(item) for item in node if not (isinstance(item, dict) and item == {"Ref": "AWS::NoValue"})]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, argument), = node.items()
+            ((key, argument),) = node.items()
             if key == "Ref":
                 return ref(argument)
             if key == "Fn::GetAtt":

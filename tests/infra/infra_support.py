@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from infra.tools.check_templates import CfnLoader
+from infra.tools.cfn_yaml import CfnLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECK_SCRIPT = REPO_ROOT / "infra" / "check.sh"

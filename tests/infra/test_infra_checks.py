@@ -50,10 +50,13 @@ def test_every_check_passes_on_the_real_templates() -> None:
     assert result.returncode == 0, result.stdout
     assert "[ok] bicep" in result.stdout
     assert "[ok] cfn-lint" in result.stdout
+    assert "cfn-lint clean on template.yaml after the SAM transform" in result.stdout
     assert "[ok] sam-refs" in result.stdout
+    assert "[ok] iam" in result.stdout
     assert "[ok] checkov" in result.stdout
     assert re.search(r"bicep: \d+ passed, 0 failed, \d+ suppressed, 0 parse errors", result.stdout)
     assert re.search(r"sam: \d+ passed, 0 failed, \d+ suppressed, 0 parse errors", result.stdout)
+    assert re.search(r"sam-translated: \d+ passed, 0 failed, \d+ suppressed, 0 parse errors", result.stdout)
 
 
 # ---------------------------------------------------------------- Bicep syntax
@@ -220,3 +223,150 @@ def test_stale_suppression_fails(azure_copy: Path) -> None:
 
     assert result.returncode != 0, result.stdout
     assert "suppression of CKV_AZURE_999 in identity.bicep matches no check" in result.stdout
+
+
+# ---------------------------------------------------------------- after the SAM transform
+
+# The scheduler role's policy as it was before issue 14: !GetAtt CutoverFunction.Arn, while every
+# function's environment (Globals) carries !GetAtt SchedulerRole.Arn.
+CUTOVER_ARN = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-cutover"
+CYCLIC_SCHEDULER_POLICY = (
+    f"                  - !Sub {CUTOVER_ARN}\n                  - !Sub {CUTOVER_ARN}:*\n",
+    "                  - !GetAtt CutoverFunction.Arn\n                  - !Sub ${CutoverFunction.Arn}:*\n",
+)
+
+
+def test_circular_dependency_through_globals_fails_cfn_lint_after_the_transform(sam_copy: Path) -> None:
+    replace_once(sam_copy, *CYCLIC_SCHEDULER_POLICY)
+
+    result = run_check("--only", "cfn-lint", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    # cfn-lint passes the template as written; only the translated one shows the cycle.
+    assert "cfn-lint clean on template.yaml as written" in result.stdout
+    assert "E3004" in result.stdout
+    assert "Circular dependency with [SchedulerRole]" in result.stdout
+
+
+def test_template_the_transform_refuses_fails_cfn_lint(sam_copy: Path) -> None:
+    replace_once(sam_copy, "          Type: EventBridgeRule\n", "          Type: EventBridgeRul\n")
+
+    result = run_check("--only", "cfn-lint", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "the SAM transform refuses template.yaml" in result.stdout
+
+
+def test_failed_check_shows_in_checkov_on_the_translated_template(sam_copy: Path) -> None:
+    replace_once(sam_copy, "        PointInTimeRecoveryEnabled: true\n", "        PointInTimeRecoveryEnabled: false\n")
+
+    result = run_check("--only", "checkov", "--cloud", "aws", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "sam-translated: CKV_AWS_28 failed on AWS::DynamoDB::Table.IdempotencyTable" in result.stdout
+
+
+# ---------------------------------------------------------------- IAM forms
+
+
+def test_scheduler_trust_on_a_schedule_arn_fails_the_iam_step(sam_copy: Path) -> None:
+    # The form before issue 14: Scheduler assumes the role with the group's ARN, so this never matches.
+    replace_once(
+        sam_copy,
+        "              ArnEquals:\n                aws:SourceArn: !GetAtt CutoverScheduleGroup.Arn\n",
+        "              ArnLike:\n                aws:SourceArn: !Sub "
+        "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${CutoverScheduleGroup}/*\n",
+    )
+
+    result = run_check("--only", "iam", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "SchedulerRole trust statement 0: aws:SourceArn" in result.stdout
+    assert "is not a schedule group's ARN" in result.stdout
+
+
+def test_scheduler_trust_without_source_account_fails_the_iam_step(sam_copy: Path) -> None:
+    replace_once(
+        sam_copy,
+        "              StringEquals:\n"
+        "                aws:SourceAccount: !Ref AWS::AccountId\n"
+        "              ArnEquals:\n",
+        "              ArnEquals:\n",
+    )
+
+    result = run_check("--only", "iam", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "scheduler.amazonaws.com without aws:SourceAccount" in result.stdout
+
+
+def test_lambda_permission_without_source_arn_fails_the_iam_step(sam_copy: Path) -> None:
+    replace_once(
+        sam_copy,
+        "  # ---------------------------------------------------------------- logs\n",
+        "  OpenPermission:\n    Type: AWS::Lambda::Permission\n    Properties:\n"
+        "      Action: lambda:InvokeFunction\n      FunctionName: !Ref CutoverFunction\n"
+        "      Principal: events.amazonaws.com\n\n"
+        "  # ---------------------------------------------------------------- logs\n",
+    )
+
+    result = run_check("--only", "iam", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert "OpenPermission: lets events.amazonaws.com invoke the function without a SourceArn" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("new", "message"),
+    [
+        pytest.param(
+            '["aws2azure:status", "aws2azure:reason", "aws2azure:updated-at", "aws2azure:migrate"]',
+            "may write 'aws2azure:migrate', which is not a tag aws2azure writes",
+            id="request-tag-in-the-allowlist",
+        ),
+        pytest.param('["aws2azure:*"]', "tag key 'aws2azure:*' is not one literal key", id="wildcard-key"),
+    ],
+)
+def test_tag_key_outside_the_status_keys_fails_the_iam_step(sam_copy: Path, new: str, message: str) -> None:
+    text = sam_copy.read_text()
+    old = '["aws2azure:status", "aws2azure:reason", "aws2azure:updated-at"]'
+    assert text.count(old) == 2, "intake and cutover should share this allowlist; the test needs updating"
+    sam_copy.write_text(text.replace(old, new, 1))  # intake's
+
+    result = run_check("--only", "iam", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert f"IntakeRole policy intake WriteStatusTags: {message}" in result.stdout
+
+
+def test_tag_keys_by_pattern_fail_the_iam_step(sam_copy: Path) -> None:
+    # The form before issue 14: any aws2azure:* key, aws2azure:migrate included.
+    text = sam_copy.read_text()
+    old = (
+        "                  ForAllValues:StringEquals:\n"
+        '                    aws:TagKeys: ["aws2azure:status", "aws2azure:progress", "aws2azure:reason", '
+        '"aws2azure:updated-at"]\n'
+    )
+    replace_once(
+        sam_copy, old, '                  ForAllValues:StringLike:\n                    aws:TagKeys: ["aws2azure:*"]\n'
+    )
+
+    result = run_check("--only", "iam", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert (
+        "StatusSyncRole policy status-sync WriteStatusTags: aws:TagKeys under ForAllValues:StringLike" in result.stdout
+    )
+    assert text  # the copy was read before it was broken
+
+
+def test_tag_writer_without_the_null_guard_fails_the_iam_step(sam_copy: Path) -> None:
+    text = sam_copy.read_text()
+    guard = '                  "Null":\n                    aws:TagKeys: "false"\n'
+    assert text.count(guard) == 3
+    sam_copy.write_text(text.replace(guard, "", 1))
+
+    result = run_check("--only", "iam", "--sam", str(sam_copy))
+
+    assert result.returncode != 0, result.stdout
+    assert 'IntakeRole policy intake WriteStatusTags: without "Null"' in result.stdout

@@ -8,7 +8,6 @@ infra/aws/template.yaml against aws_lambda/settings.py, aws_lambda/handlers and 
 from __future__ import annotations
 
 import ast
-import fnmatch
 import importlib
 import json
 import re
@@ -310,18 +309,28 @@ def statements_with(sam: dict[str, Any], action: str) -> dict[str, list[dict[str
     return found
 
 
-def test_create_tags_is_limited_to_the_aws2azure_tag_keys(sam: dict[str, Any]) -> None:
+# The status keys each function writes (aws_lambda/logic: intake and cutover write status_tags() without
+# progress; status sync writes desired_tags(), with it). The IAM test (tests/infra/test_lambda_iam.py)
+# proves the real calls stay inside these lists.
+TAG_KEYS_WRITTEN = {
+    "IntakeRole": {tags.STATUS, tags.REASON, tags.UPDATED_AT},
+    "CutoverRole": {tags.STATUS, tags.REASON, tags.UPDATED_AT},
+    "StatusSyncRole": {tags.STATUS, tags.PROGRESS, tags.REASON, tags.UPDATED_AT},
+}
+
+
+def test_create_tags_is_limited_to_the_status_keys_each_role_writes(sam: dict[str, Any]) -> None:
     writers = statements_with(sam, "ec2:CreateTags")
 
-    assert set(writers) == {"IntakeRole", "CutoverRole", "StatusSyncRole"}
-    for statements in writers.values():
-        for statement in statements:
-            patterns = statement["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"]
-            assert patterns == [f"{tags.PREFIX}*"]
-            assert statement["Condition"]["Null"] == {"aws:TagKeys": "false"}
-            assert statement["Resource"]["Fn::Sub"].endswith(":instance/*")
-            for key in tags.STATUS_TAGS:
-                assert any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns), key
+    assert set(writers) == set(TAG_KEYS_WRITTEN)
+    for role, statements in writers.items():
+        (statement,) = statements
+        keys = statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
+        assert set(keys) == TAG_KEYS_WRITTEN[role], role
+        assert set(keys) <= set(tags.STATUS_TAGS)
+        assert not set(keys) & set(tags.REQUEST_TAGS)
+        assert statement["Condition"]["Null"] == {"aws:TagKeys": "false"}
+        assert statement["Resource"]["Fn::Sub"].endswith(":instance/*")
 
 
 def test_only_cutover_stops_instances_and_only_ones_tagged_for_migration(sam: dict[str, Any]) -> None:
