@@ -29,5 +29,14 @@ def function_app_environment(stack: StackSettings) -> dict[str, str]:
                 "/providers/Microsoft.Network/virtualNetworks/migrated-vnet"
             ),
             "TARGET_DEFAULT_SUBNET": "workloads",
+            # An isolated network for test failovers, and the cache storage account ASR stages data in.
+            "TEST_NETWORK_ID": (
+                f"/subscriptions/{stack.asr.subscription_id}/resourceGroups/aws2azure-target"
+                "/providers/Microsoft.Network/virtualNetworks/test-vnet"
+            ),
+            "ASR_CACHE_STORAGE_ACCOUNT_ID": (
+                f"/subscriptions/{stack.asr.subscription_id}/resourceGroups/aws2azure-rg"
+                "/providers/Microsoft.Storage/storageAccounts/aws2azureasrcache"
+            ),
         }
     return env

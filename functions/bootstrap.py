@@ -9,11 +9,17 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from functions.adapters.asr import AzureSiteRecoveryGateway, build_asr_credential, build_site_recovery_client
+from functions.adapters.asr import (
+    SDK_RETRY_SETTINGS,
+    AzureSiteRecoveryGateway,
+    build_asr_credential,
+    build_site_recovery_client,
+)
+from functions.adapters.offazure import build_offazure_client
 from functions.adapters.table_store import TableStore
+from functions.adapters.write_budget import write_budget_from_settings
 from functions.settings import FunctionSettings
 from migration.clock import clock_from_factory
-from migration.pacing import WriteLimiter
 from migration.ports import AsrGateway, Clock, MigrationStore
 from migration.steps import MigrationSteps
 
@@ -29,19 +35,15 @@ class Services:
 
 def build_services(settings: FunctionSettings) -> Services:
     store = TableStore.from_settings(settings)
-    limiter = WriteLimiter(settings.asr_writes_per_second)
-    client = build_site_recovery_client(settings, build_asr_credential(settings), write_limiter=limiter)
-    gateway = AzureSiteRecoveryGateway(
-        client,
-        resource_group=settings.asr_resource_group,
-        vault_name=settings.asr_vault_name,
-        policy_name=settings.asr_policy_name,
-        target_resource_group_id=settings.target_resource_group_id,
-        target_network_id=settings.target_network_id,
-        default_subnet=settings.target_default_subnet,
-        default_tags=settings.target_tags,
-        default_vm_size=settings.target_default_vm_size,
-    )
+    # One write budget for every worker (a token bucket in Table Storage, functions/adapters/write_budget.py).
+    limiter = write_budget_from_settings(settings)
+    credential = build_asr_credential(settings)
+    client = build_site_recovery_client(settings, credential, write_limiter=limiter)
+    offazure = build_offazure_client(
+        credential, base_url=settings.offazure_base_url or settings.asr_base_url, ca_bundle=settings.asr_ca_bundle,
+        retry_settings=dict(SDK_RETRY_SETTINGS), write_limiter=limiter,
+    )  # fmt: skip
+    gateway = AzureSiteRecoveryGateway.from_settings(client, settings, offazure=offazure)
     asr: AsrGateway = gateway
     clock = clock_from_factory(settings.clock_factory)
     steps = MigrationSteps(

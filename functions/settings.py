@@ -11,12 +11,18 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from migration.ports import DiskType
+
 MIGRATIONS_TABLE = "migrations"
 EVENTS_TABLE = "migrationevents"
 INTAKE_QUEUE = "migration-requests"
 INTAKE_QUEUE_CONNECTION = "MIGRATION_QUEUE"  # the queue trigger's `connection` app setting prefix
 STATE_STORAGE_CONNECTION = "STATE_STORAGE"  # connection string, or STATE_STORAGE__tableServiceUri
 TASK_HUB_NAME = "aws2azure"
+WRITE_BUDGET_TABLE = "asrwritebudget"
+_STORAGE_ACCOUNT_ID = (
+    r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Storage/storageAccounts/[^/]+$"
+)
 
 
 class FunctionSettings(BaseModel):
@@ -36,6 +42,27 @@ class FunctionSettings(BaseModel):
     target_default_subnet: str = Field(alias="TARGET_DEFAULT_SUBNET")
     target_default_vm_size: str | None = Field(default=None, alias="TARGET_DEFAULT_VM_SIZE")
     target_tags: dict[str, str] = Field(default_factory=dict, alias="TARGET_TAGS")
+    # The cache (log) storage account ASR stages replicated data in: InMageRcmDisksDefaultInput.logStorageAccountId,
+    # Required in the SDK's model and mandatory (-LogStorageAccountId) in Azure PowerShell.
+    asr_cache_storage_account_id: str = Field(alias="ASR_CACHE_STORAGE_ACCOUNT_ID", pattern=_STORAGE_ACCOUNT_ID)
+    # InMageRcmDisksDefaultInput.diskType (DiskAccountType); the tag aws2azure:target-disk-type overrides it.
+    target_disk_type: DiskType = Field(default="Standard_LRS", alias="TARGET_DISK_TYPE")
+    # licenseType WindowsServer claims Azure Hybrid Benefit; only when the licences carry that right.
+    azure_hybrid_benefit: bool = Field(default=False, alias="AZURE_HYBRID_BENEFIT")
+    # An isolated network for test failovers; a test failover into TARGET_NETWORK_ID only when allowed.
+    test_network_id: str | None = Field(default=None, alias="TEST_NETWORK_ID")
+    allow_test_failover_in_target_network: bool = Field(default=False, alias="ALLOW_TEST_FAILOVER_IN_TARGET_NETWORK")
+    # Push install of the Mobility agent by the appliance: the OffAzure run-as account it uses. Unset (and
+    # ASR_PUSH_INSTALL false): the agent is installed another way (SSM Run Command) and none is sent.
+    asr_run_as_account_id: str | None = Field(default=None, alias="ASR_RUN_AS_ACCOUNT_ID")
+    asr_push_install: bool = Field(default=False, alias="ASR_PUSH_INSTALL")
+    # How long a request waits for the appliance to discover its machine before it is NotReady.
+    discovery_timeout_seconds: int = Field(default=3600, ge=60, alias="DISCOVERY_TIMEOUT_SECONDS")
+    # Only set locally: where the simulator serves Microsoft.OffAzure (defaults to ASR_BASE_URL).
+    offazure_base_url: str | None = Field(default=None, alias="OFFAZURE_BASE_URL")
+    # One write budget for the whole app (a token bucket in Table Storage), under ARM's 200 / 10 per second.
+    asr_write_budget_capacity: int = Field(default=100, ge=1, le=200, alias="ASR_WRITE_BUDGET_CAPACITY")
+    asr_write_budget_per_second: float = Field(default=8.0, gt=0, le=10, alias="ASR_WRITE_BUDGET_PER_SECOND")
     asr_writes_per_second: float = Field(default=8.0, gt=0, alias="ASR_WRITES_PER_SECOND")
     poll_floor_seconds: int = Field(default=300, ge=1, alias="POLL_FLOOR_SECONDS")
     poll_ceiling_seconds: int = Field(default=6 * 3600, ge=1, alias="POLL_CEILING_SECONDS")

@@ -22,6 +22,21 @@ class ThrottledError(TransientCloudError):
     """The service said 429; honour ``retry_after_seconds`` before trying again."""
 
 
+class AwaitingDiscovery(TransientCloudError):
+    """The replication appliance has not discovered the machine yet (its Mobility agent has not registered):
+    look again after ``retry_after_seconds``; the step gives up with MachineNotDiscovered after its bound."""
+
+    code = "AwaitingDiscovery"
+
+
+class AwaitingOperation(TransientCloudError):
+    """ASR is still running an operation this one depends on (e.g. the recovery plan's creation)."""
+
+    def __init__(self, message: str, *, code: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds)
+        self.code = code
+
+
 class PermanentCloudError(MigrationError):
     """Repeating the same call will fail the same way; an operator has to act."""
 

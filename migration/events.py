@@ -26,7 +26,7 @@ from pydantic import (
 
 from migration.errors import InvalidInput
 from migration.identity import InstanceRef
-from migration.tags import AZURE_VM_SIZE_PATTERN, SUBNET_NAME_PATTERN, WAVE_PATTERN
+from migration.tags import AZURE_VM_SIZE_PATTERN, DISK_TYPE_PATTERN, SUBNET_NAME_PATTERN, WAVE_PATTERN
 
 MIGRATION_REQUESTED: Final = "io.aws2azure.migration.MigrationRequested.v1"
 FAILOVER_REQUESTED: Final = "io.aws2azure.migration.FailoverRequested.v1"
@@ -49,6 +49,9 @@ class MigrationRequestedData(_Data):
     target_size: Annotated[str, Field(pattern=AZURE_VM_SIZE_PATTERN.pattern)] | None = None
     target_subnet: Annotated[str, Field(pattern=SUBNET_NAME_PATTERN.pattern)] | None = None
     test_failover: bool = False
+    # aws2azure:target-disk-type (InMageRcm diskType) and aws2azure:hybrid-benefit; None: the deployment's defaults.
+    target_disk_type: Annotated[str, Field(pattern=DISK_TYPE_PATTERN.pattern)] | None = None
+    hybrid_benefit: bool | None = None
     disks_gib: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list)
     # One tagging of the instance; a later re-tag is a new request, the same one delivered again is not.
     request_id: Annotated[str, Field(min_length=1, max_length=128)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +52,67 @@ def job_poll_delay(policy: PollPolicy, *, checks_so_far: int) -> timedelta:
 
 def is_stalled(policy: PollPolicy, *, now: datetime, no_progress_since: datetime | None) -> bool:
     return no_progress_since is not None and now - no_progress_since >= policy.stall_timeout
+
+
+# --------------------------------------------------------------------------------------------------
+# ASR job states
+# --------------------------------------------------------------------------------------------------
+# The SDK's JobProperties (azure-mgmt-recoveryservicessiterecovery 2.0.0, models/_models.py): "state: The status
+# of the Job. It is one of these values - NotStarted, InProgress, Succeeded, Failed, Cancelled, Suspended or
+# Other." and "stateDescription: ... For Succeeded state, description can be Completed, PartiallySucceeded,
+# CompletedWithInformation or Skipped." Every state gets a verdict here, so none is polled until a timeout.
+
+JobVerdict = Literal["running", "waiting_for_operator", "succeeded", "failed", "cancelled"]
+
+# stateDescription values that mean the work is done (the SDK's list for Succeeded).
+DONE_DESCRIPTIONS = frozenset({"completed", "completedwithinformation", "skipped", "partiallysucceeded"})
+# ASR also reports transitional states while it acts on a request.
+TRANSITIONAL_STATES = frozenset({"cancelling", "suspending", "resuming", "restarting"})
+
+
+@dataclass(frozen=True, slots=True)
+class JobClassification:
+    verdict: JobVerdict
+    # Worth telling an operator even when the job succeeded (PartiallySucceeded, CompletedWithInformation).
+    note: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.verdict in ("succeeded", "failed", "cancelled")
+
+
+def classify_job_state(state: str | None, state_description: str | None = None) -> JobClassification:
+    """What an ASR job's state and stateDescription mean for the migration that waits on it."""
+    raw = (state or "NotStarted").strip()
+    lowered = raw.lower()
+    description = (state_description or "").strip()
+    described = description.lower()
+    if lowered in ("notstarted", "inprogress") or lowered in TRANSITIONAL_STATES:
+        return JobClassification("running")
+    if lowered == "suspended":
+        return JobClassification(
+            "waiting_for_operator",
+            "ASR suspended the job: it waits for an operator to resume it (replicationJobs resume)",
+        )
+    if lowered == "succeeded":
+        if described in ("partiallysucceeded", "completedwithinformation", "skipped"):
+            return JobClassification("succeeded", f"ASR completed the job with state description {description}")
+        return JobClassification("succeeded")
+    if lowered == "failed":
+        return JobClassification("failed")
+    if lowered in ("cancelled", "canceled"):
+        return JobClassification("cancelled", f"ASR cancelled the job{f' ({description})' if description else ''}")
+    if lowered == "other":
+        # "Other" is decided by its description: a finished run, or a state the product cannot act on.
+        if described in DONE_DESCRIPTIONS:
+            return JobClassification("succeeded", f"ASR ended the job in state Other ({description})")
+        if described in ("failed",):
+            return JobClassification("failed", "ASR ended the job in state Other (Failed)")
+        if described in ("cancelled", "canceled"):
+            return JobClassification("cancelled", "ASR ended the job in state Other (Cancelled)")
+        if described in ("suspended",):
+            return JobClassification("waiting_for_operator", "ASR suspended the job (Other/Suspended)")
+        return JobClassification(
+            "failed", f"ASR ended the job in state Other ({description or 'no description'}); check it in the vault"
+        )
+    return JobClassification("failed", f"ASR reported an unknown job state {raw!r} ({description or 'no description'})")

@@ -47,7 +47,7 @@ def classify(exc: MigrationError) -> StepError:
     if isinstance(exc, ThrottledError):
         return StepError(kind="throttled", message=str(exc), retry_after_seconds=exc.retry_after_seconds)
     if isinstance(exc, TransientCloudError):
-        return StepError(kind="transient", message=str(exc), retry_after_seconds=exc.retry_after_seconds)
+        return StepError(kind="transient", message=str(exc), code=code, retry_after_seconds=exc.retry_after_seconds)
     if isinstance(exc, NotFound):
         return StepError(kind="not_found", message=str(exc), code=code)
     if isinstance(exc, InvalidInput):

@@ -9,15 +9,20 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from migration.clock import Clock as Clock  # noqa: PLC0414 - re-exported: a port like the others
+from migration.monitoring import JobVerdict
 from migration.records import MigrationEvent, MigrationRecord, Page
 
+# What the orchestration acts on; ASR's own state (which also has Other) is AsrJob.asr_state.
 JobState = Literal["NotStarted", "InProgress", "Succeeded", "Failed", "Cancelled", "Suspended"]
 FINISHED_JOB_STATES = frozenset({"Succeeded", "Failed", "Cancelled"})
+DiskType = Literal[
+    "Standard_LRS", "Premium_LRS", "StandardSSD_LRS", "PremiumV2_LRS", "UltraSSD_LRS", "StandardSSD_ZRS", "Premium_ZRS"
+]
 
 
 class MigrationStore(Protocol):
@@ -56,11 +61,12 @@ class MigrationStore(Protocol):
 
 
 class DiscoveredMachine(BaseModel):
-    """A machine the replication appliance discovered (an ASR protectable item)."""
+    """A machine the replication appliance discovered: a Microsoft.OffAzure machine of the appliance's site."""
 
     model_config = ConfigDict(frozen=True)
 
-    name: str
+    name: str  # the OffAzure machine name (last segment of its ARM id); also the replicated item's name
+    id: str = ""  # its ARM id: what InMageRcm's fabricDiscoveryMachineId names
     fabric_name: str
     container_name: str
     friendly_name: str
@@ -68,6 +74,8 @@ class DiscoveredMachine(BaseModel):
     os_type: str
     os_name: str = ""
     disk_ids: tuple[str, ...] = ()
+    # The site's run-as account the appliance holds for this machine (push install credentials), if any.
+    run_as_account_id: str = ""
 
 
 class ReplicationPlan(BaseModel):
@@ -78,7 +86,10 @@ class ReplicationPlan(BaseModel):
     target_vm_name: str
     target_vm_size: str | None = None
     target_subnet: str
-    license_type: Literal["NoLicenseType", "WindowsServer"] = "NoLicenseType"
+    # Azure Hybrid Benefit (licenseType WindowsServer for a Windows source): only when the operator says the
+    # licences carry that right (AWS license-included Windows does not). None: the deployment's default.
+    hybrid_benefit: bool | None = None
+    disk_type: str | None = None  # InMageRcm diskType; None: the deployment's TARGET_DISK_TYPE
     tags: dict[str, str] = Field(default_factory=dict)
 
 
@@ -107,10 +118,23 @@ class AsrJob(BaseModel):
     state: JobState
     display_name: str = ""
     errors: tuple[str, ...] = ()
+    asr_state: str = ""  # ASR's own words: state and stateDescription
+    state_description: str = ""
+    verdict: JobVerdict = "running"
+    note: str = ""  # e.g. "waits for an operator to resume it", "completed with information"
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_JOB_STATES
+
+
+@runtime_checkable
+class AsrJobControl(Protocol):
+    """Operator actions on ASR jobs (the Azure adapter implements them)."""
+
+    def resume_job(self, job_id: str, comments: str = "") -> AsrJob:
+        """Resume a Suspended job (ASR's replicationJobs resume); PreconditionFailed if it is not suspended."""
+        ...
 
 
 class AsrGateway(Protocol):
@@ -122,7 +146,8 @@ class AsrGateway(Protocol):
     """
 
     def find_machine_by_ip(self, private_ip: str) -> DiscoveredMachine:
-        """Raises NotFound for no match, PreconditionFailed for several."""
+        """Look the machine up in the appliance's OffAzure site. Raises AwaitingDiscovery (retryable) while the
+        site does not list it yet, PreconditionFailed for several matches."""
         ...
 
     def ensure_os_supported(self, machine: DiscoveredMachine) -> None: ...
@@ -145,7 +170,10 @@ class AsrGateway(Protocol):
 
     def begin_disable_replication(self, protected_item_name: str) -> str: ...
 
-    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> None: ...
+    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> str | None:
+        """Start creating the plan (a long-running operation); returns the ASR job that creates it (None if not
+        known). ``begin_recovery_plan_failover`` answers AwaitingOperation (retryable) until that job ends."""
+        ...
 
     def begin_recovery_plan_failover(self, plan_name: str) -> str: ...
 

@@ -37,6 +37,8 @@ class MigrationRecord(BaseModel):
     target_size: str | None = None
     target_subnet: str | None = None
     test_failover: bool = False
+    target_disk_type: str | None = None
+    hybrid_benefit: bool | None = None
     protected_item_name: str | None = None
     current_job_id: str | None = None
     # Set once, before the failover request is sent: the guard that makes a second one impossible.

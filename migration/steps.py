@@ -8,19 +8,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
-from migration.errors import InvalidTransition, NotFound, PreconditionFailed
+from migration.errors import AwaitingDiscovery, InvalidTransition, NotFound, PermanentCloudError, PreconditionFailed
 from migration.events import MigrationRequestedData
 from migration.phases import FAILOVER_STARTED_PHASES, Phase, ensure_transition
-from migration.ports import AsrGateway, AsrJob, Clock, MigrationStore, ReplicationPlan, ReplicationState
+from migration.ports import (
+    AsrGateway,
+    AsrJob,
+    AsrJobControl,
+    Clock,
+    DiscoveredMachine,
+    MigrationStore,
+    ReplicationPlan,
+    ReplicationState,
+)
 from migration.records import MigrationEvent, MigrationRecord
 
 logger = logging.getLogger("aws2azure.steps")
 
 SAVE_ATTEMPTS = 8
+COMPLETE_MIGRATION_NOT_OFFERED = "CompleteMigrationNotOffered"
+DISCOVERY_FIRST_LOOK = 60.0  # seconds; then the wait doubles with the time already waited
+DISCOVERY_LONGEST_WAIT = 1800.0
 ALREADY_FAILED_OVER = "AlreadyFailedOver"
 CLAIMED_BY_WAVE = "ClaimedByWave"
 UNPLANNED_FAILOVER = "UnplannedFailover"
@@ -60,13 +73,15 @@ def _failed_over(state: ReplicationState) -> bool:
 class MigrationSteps:
     def __init__(self, store: MigrationStore, asr: AsrGateway, clock: Clock, *,
                  target_tags: dict[str, str] | None = None, default_subnet: str,
-                 default_vm_size: str | None = None) -> None:  # fmt: skip
+                 default_vm_size: str | None = None,
+                 discovery_timeout: timedelta = timedelta(hours=1)) -> None:  # fmt: skip
         self.store = store
         self.asr = asr
         self.clock = clock
         self.target_tags = dict(target_tags or {})
         self.default_subnet = default_subnet
         self.default_vm_size = default_vm_size
+        self.discovery_timeout = discovery_timeout
 
     # -- recording -------------------------------------------------------------------------
 
@@ -144,6 +159,7 @@ class MigrationSteps:
                 os_family=request.os_family,
                 wave=request.wave, cutover_at=request.cutover_at, target_size=request.target_size,
                 target_subnet=request.target_subnet, test_failover=request.test_failover,
+                target_disk_type=request.target_disk_type, hybrid_benefit=request.hybrid_benefit,
                 created_at=now, updated_at=now,
             ))  # fmt: skip
             self._log(record, "MigrationRequested", f"migration of {request.instance.instance_id} requested",
@@ -172,13 +188,14 @@ class MigrationSteps:
         record = self.store.get(migration_id)
         if record.protected_item_name and record.phase is not Phase.REQUESTED:
             return JobStarted(job_id=record.current_job_id or "", protected_item_name=record.protected_item_name)
-        machine = self.asr.find_machine_by_ip(record.private_ip)
+        machine = self._discovered_machine(record)
         self.asr.ensure_os_supported(machine)
         plan = ReplicationPlan(
             target_vm_name=_azure_vm_name(record),
             target_vm_size=record.target_size or self.default_vm_size,
             target_subnet=record.target_subnet or self.default_subnet,
-            license_type="WindowsServer" if record.os_family == "windows" else "NoLicenseType",
+            hybrid_benefit=record.hybrid_benefit,
+            disk_type=record.target_disk_type,
             tags={**self.target_tags, "aws2azure-source": record.instance.instance_id,
                   "aws2azure-wave": record.wave or ""},
         )  # fmt: skip
@@ -189,12 +206,53 @@ class MigrationSteps:
                   job_id=job_id, operation="EnableReplication")  # fmt: skip
         return JobStarted(job_id=job_id, protected_item_name=machine.name)
 
+    def _discovered_machine(self, record: MigrationRecord) -> DiscoveredMachine:
+        """The machine in the appliance's OffAzure site; while it is not there, AwaitingDiscovery with a back-off
+        (retryable: the orchestration waits durably), and after ``discovery_timeout`` a permanent error."""
+        try:
+            machine = self.asr.find_machine_by_ip(record.private_ip)
+        except AwaitingDiscovery as exc:
+            moved = self._move(record.migration_id, Phase.AWAITING_DISCOVERY, reason=str(exc))
+            waited = max(0.0, (self.clock.now() - moved.updated_at).total_seconds())
+            limit = self.discovery_timeout.total_seconds()
+            if waited >= limit:
+                raise PermanentCloudError(
+                    f"the replication appliance did not discover {record.instance.instance_id} ({record.private_ip}) "
+                    f"within {self.discovery_timeout}: check that the Mobility agent is installed and registered "
+                    "with the appliance (outbound 443 and 9443), then retry",
+                    code="MachineNotDiscovered",
+                ) from exc
+            raise AwaitingDiscovery(
+                str(exc),
+                retry_after_seconds=min(max(DISCOVERY_FIRST_LOOK, waited), DISCOVERY_LONGEST_WAIT, limit - waited),
+            ) from exc
+        return machine
+
     def get_job(self, migration_id: str, job_id: str) -> AsrJob:
         job = self.asr.get_job(job_id)
         if job.finished:
             record = self.store.get(migration_id)
             self._log(record, "AsrJobFinished", f"ASR job {job.display_name or job_id} {job.state}",
-                      job_id=job_id, state=job.state, errors=list(job.errors))  # fmt: skip
+                      job_id=job_id, state=job.state, asr_state=job.asr_state,
+                      state_description=job.state_description, errors=list(job.errors))  # fmt: skip
+            if job.note and job.verdict == "succeeded":
+                self._log(record, "AsrJobNote", job.note, job_id=job_id)
+        elif job.verdict == "waiting_for_operator":
+            record = self.store.get(migration_id)
+            reason = (f"waiting for an operator: ASR suspended job {job.display_name or job_id} ({job_id}); "
+                      "resume it (aws2azure job resume, or the vault's Jobs blade)")  # fmt: skip
+            if record.reason != reason:
+                self._move(migration_id, record.phase, reason=reason)
+                self._log(record, "AsrJobSuspended", reason, job_id=job_id)
+        return job
+
+    def resume_job(self, migration_id: str, job_id: str) -> AsrJob:
+        """An operator resumes a Suspended ASR job (replicationJobs resume)."""
+        if not isinstance(self.asr, AsrJobControl):
+            raise PreconditionFailed("this ASR gateway cannot resume jobs", code="NotSupported")
+        job = self.asr.resume_job(job_id, comments=f"resumed for {migration_id}")
+        record = self.store.get(migration_id)
+        self._log(record, "AsrJobResumed", f"ASR job {job_id} resumed", job_id=job_id, state=job.state)
         return job
 
     def observe_replication(self, migration_id: str, *, phase: Phase = Phase.REPLICATING) -> ReplicationSnapshot:
@@ -263,8 +321,19 @@ class MigrationSteps:
         return self._start_operation(migration_id, Phase.COMMITTING, "Commit", self.asr.begin_commit)
 
     def start_complete_migration(self, migration_id: str) -> JobStarted:
-        return self._start_operation(migration_id, Phase.COMPLETING, "CompleteMigration",
-                                     self.asr.begin_complete_migration)  # fmt: skip
+        """After commit the VM runs in Azure: ending replication is housekeeping. When ASR offers no way to
+        (CompleteMigrationNotOffered), the migration is done all the same, with a note in its log."""
+        try:
+            return self._start_operation(migration_id, Phase.COMPLETING, "CompleteMigration",
+                                         self.asr.begin_complete_migration)  # fmt: skip
+        except PreconditionFailed as exc:
+            if exc.code != COMPLETE_MIGRATION_NOT_OFFERED:
+                raise
+            record = self.store.get(migration_id)
+            note = f"committed; replication not ended: {exc} (disable it in the vault when ASR offers it)"
+            self._log(record, "CompleteMigrationSkipped", note)
+            # The commit job, which succeeded: the orchestration sees a finished job and records Migrated.
+            return JobStarted(job_id=record.current_job_id or "", protected_item_name=_require_item(record))
 
     def start_disable_replication(self, migration_id: str) -> JobStarted | None:
         record = self.store.get(migration_id)

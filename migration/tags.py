@@ -19,7 +19,13 @@ CUTOVER_AT = PREFIX + "cutover-at"
 TARGET_SIZE = PREFIX + "target-size"
 TARGET_SUBNET = PREFIX + "target-subnet"
 TEST_FAILOVER = PREFIX + "test-failover"
-REQUEST_TAGS = (MIGRATE, WAVE, CUTOVER_AT, TARGET_SIZE, TARGET_SUBNET, TEST_FAILOVER)
+# InMageRcm's diskType (the SDK's DiskAccountType values) and Azure Hybrid Benefit (licenseType WindowsServer).
+TARGET_DISK_TYPE = PREFIX + "target-disk-type"
+HYBRID_BENEFIT = PREFIX + "hybrid-benefit"
+REQUEST_TAGS = (MIGRATE, WAVE, CUTOVER_AT, TARGET_SIZE, TARGET_SUBNET, TEST_FAILOVER, TARGET_DISK_TYPE, HYBRID_BENEFIT)
+DISK_TYPES = ("Standard_LRS", "Premium_LRS", "StandardSSD_LRS", "PremiumV2_LRS", "UltraSSD_LRS", "StandardSSD_ZRS",
+              "Premium_ZRS")  # fmt: skip
+DISK_TYPE_PATTERN = re.compile("^(" + "|".join(DISK_TYPES) + ")$")
 
 # Written back by aws2azure; users should not set these.
 STATUS = PREFIX + "status"
@@ -71,6 +77,9 @@ class MigrationTags:
     target_size: str | None = None
     target_subnet: str | None = None
     test_failover: bool = False
+    target_disk_type: str | None = None
+    # None: the deployment's AZURE_HYBRID_BENEFIT decides.
+    hybrid_benefit: bool | None = None
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> MigrationTags:
@@ -96,6 +105,12 @@ class MigrationTags:
             test_failover = parse_bool(TEST_FAILOVER, tags.get(TEST_FAILOVER, "false"))
         except ValueError as exc:
             problems.append(str(exc))
+        hybrid_benefit = None
+        if tags.get(HYBRID_BENEFIT, "").strip():
+            try:
+                hybrid_benefit = parse_bool(HYBRID_BENEFIT, tags[HYBRID_BENEFIT])
+            except ValueError as exc:
+                problems.append(str(exc))
         cutover_at = None
         if tags.get(CUTOVER_AT, "").strip():
             try:
@@ -109,6 +124,10 @@ class MigrationTags:
             target_size=checked(TARGET_SIZE, AZURE_VM_SIZE_PATTERN, "Azure VM size (e.g. Standard_D4s_v5)"),
             target_subnet=checked(TARGET_SUBNET, SUBNET_NAME_PATTERN, "subnet name"),
             test_failover=test_failover,
+            target_disk_type=checked(
+                TARGET_DISK_TYPE, DISK_TYPE_PATTERN, "Azure disk type (" + ", ".join(DISK_TYPES) + ")"
+            ),
+            hybrid_benefit=hybrid_benefit,
         )
         if problems:
             raise InvalidInput("; ".join(problems), problems=problems)

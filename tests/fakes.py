@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from migration.errors import InvalidInput, NotFound, PreconditionFailed
+from migration.errors import AwaitingDiscovery, InvalidInput, NotFound, PreconditionFailed
 from migration.ports import (
     AsrGateway,
     AsrJob,
@@ -124,7 +124,7 @@ class FakeAsr:
 
     def find_machine_by_ip(self, private_ip: str) -> DiscoveredMachine:
         if private_ip not in self.machines:
-            raise NotFound(f"no discovered machine with IP {private_ip}")
+            raise AwaitingDiscovery(f"no discovered machine with IP {private_ip} yet")
         return self.machines[private_ip]
 
     def ensure_os_supported(self, machine: DiscoveredMachine) -> None:
@@ -185,8 +185,9 @@ class FakeAsr:
         self._require(protected_item_name, "DisableProtection")
         return self._job("DisableProtection", protected_item_name)
 
-    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> None:
+    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> str | None:
         self.writes.append(("CreateRecoveryPlan", plan_name))
+        return None
 
     def begin_recovery_plan_failover(self, plan_name: str) -> str:
         return self._job("RecoveryPlanFailover", plan_name)

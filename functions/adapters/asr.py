@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken
@@ -33,7 +33,10 @@ from azure.core.pipeline.policies import HTTPPolicy
 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 from azure.mgmt.recoveryservicessiterecovery import models as asr
 
+from functions.adapters.offazure import OffAzureClient, Server
 from migration.errors import (
+    AwaitingDiscovery,
+    AwaitingOperation,
     InvalidInput,
     MigrationError,
     NotFound,
@@ -42,6 +45,7 @@ from migration.errors import (
     ThrottledError,
     TransientCloudError,
 )
+from migration.monitoring import classify_job_state
 from migration.ports import (
     FINISHED_JOB_STATES,
     AsrJob,
@@ -56,7 +60,7 @@ if TYPE_CHECKING:
     from azure.core.pipeline import PipelineResponse
 
     from functions.settings import FunctionSettings
-from migration.pacing import WriteLimiter
+from migration.pacing import WriteLimiterLike
 
 INSTANCE_TYPE = "InMageRcm"
 ResponseHook = Callable[["PipelineResponse[Any, Any]"], None]
@@ -75,11 +79,14 @@ OP_DISABLE_PROTECTION = "DisableProtection"
 POST_FAILOVER_OPERATIONS = frozenset({OP_COMMIT.lower(), OP_COMPLETE_MIGRATION.lower()})
 FAILOVER_SCENARIOS = frozenset({"unplannedfailover", "failover", "plannedfailover"})
 
-KNOWN_JOB_STATES: frozenset[str] = frozenset(
-    {"NotStarted", "InProgress", "Succeeded", "Failed", "Cancelled", "Suspended"}
-)
-# ASR also reports transitional states; the orchestrator only needs to know they are not finished.
-JOB_STATE_ALIASES: Mapping[str, JobState] = {"cancelling": "InProgress", "suspending": "InProgress"}
+# The orchestration's word for each verdict of migration.monitoring.classify_job_state.
+VERDICT_STATES: Mapping[str, JobState] = {
+    "running": "InProgress",
+    "waiting_for_operator": "Suspended",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
 
 # How this client retries, and why. The SDK's RetryPolicy (azure-core) by default retries 10 times
 # in all, 3 times per kind, and for *every* response >= 400 that carries Retry-After (any method,
@@ -151,7 +158,7 @@ class WritePacingPolicy(HTTPPolicy):  # type: ignore[type-arg]
     included, whichever operation sends it; reads pass straight through.
     """
 
-    def __init__(self, limiter: WriteLimiter) -> None:
+    def __init__(self, limiter: WriteLimiterLike) -> None:
         super().__init__()
         self.limiter = limiter
 
@@ -163,7 +170,7 @@ class WritePacingPolicy(HTTPPolicy):  # type: ignore[type-arg]
 
 
 def build_site_recovery_client(
-    settings: FunctionSettings, credential: TokenCredential, *, write_limiter: WriteLimiter | None = None
+    settings: FunctionSettings, credential: TokenCredential, *, write_limiter: WriteLimiterLike | None = None
 ) -> SiteRecoveryManagementClient:
     """One client per worker. ASR_BASE_URL / ASR_CA_BUNDLE point it at the local simulator."""
     options: dict[str, Any] = dict(SDK_RETRY_SETTINGS)
@@ -323,24 +330,22 @@ def _ip_list(*values: object) -> tuple[str, ...]:
     return tuple(found)
 
 
-def discovered_machine_from(item: asr.ProtectableItem, *, fabric_name: str, container_name: str) -> DiscoveredMachine:
-    """A protectable item as the core sees it. customDetails is read by REST name so that any
-    provider's shape (VMwareVirtualMachine's single ``ipAddress``, or a list) is understood."""
-    props = item.properties or asr.ProtectableItemProperties()
-    details: Mapping[str, Any] = props.custom_details or {}
-    disks = details.get("diskDetails") or details.get("disks") or []
-    disk_ids = tuple(
-        str(d.get("diskId") or d.get("diskName")) for d in disks if isinstance(d, Mapping) and d.get("diskId")
-    )
+def discovered_machine_from(server: Server, *, fabric_name: str, container_name: str) -> DiscoveredMachine:
+    """An OffAzure machine (``{site}/machines/{name}``) as the core sees it: IPs from
+    ``networkAdapters[].ipAddressList``, OS from ``operatingSystemDetails``, disks from ``disks``."""
+    os = server.os
+    props = server.properties
     return DiscoveredMachine(
-        name=item.name or "",
+        name=server.name,
+        id=server.id,
         fabric_name=fabric_name,
         container_name=container_name,
-        friendly_name=props.friendly_name or item.name or "",
-        ip_addresses=_ip_list(details.get("ipAddress"), details.get("ipAddresses")),
-        os_type=str(details.get("osType") or ""),
-        os_name=str(details.get("osName") or details.get("operatingSystemName") or ""),
-        disk_ids=disk_ids,
+        friendly_name=props.display_name or props.fqdn or server.name,
+        ip_addresses=_ip_list(list(server.ip_addresses)),
+        os_type=os.os_type or "",
+        os_name=os.os_name or "",
+        disk_ids=tuple(d.id or d.generated_id or "" for d in props.disks if d.id or d.generated_id),
+        run_as_account_id=props.run_as_account_id or "",
     )
 
 
@@ -459,20 +464,25 @@ def _job_error_text(error: asr.JobErrorDetails) -> str:
 
 
 def job_from(job: asr.Job) -> AsrJob:
+    """Every ASR job state gets a verdict (migration.monitoring.classify_job_state); ``state`` is the
+    orchestration's word for it, ``asr_state``/``state_description`` ASR's own."""
     props = job.properties or asr.JobProperties()
     raw_state = props.state or "NotStarted"
-    if raw_state in KNOWN_JOB_STATES:
-        state = cast(JobState, raw_state)
-    else:
-        state = JOB_STATE_ALIASES.get(raw_state.lower(), "InProgress")
+    verdict = classify_job_state(raw_state, props.state_description)
     errors = [_job_error_text(e) for e in props.errors or []]
     for task in props.tasks or []:
         errors.extend(_job_error_text(e) for e in task.errors or [])
+    if verdict.verdict in ("failed", "cancelled") and verdict.note:
+        errors.append(verdict.note)
     return AsrJob(
         job_id=job.name or "",
-        state=state,
+        state=VERDICT_STATES[verdict.verdict],
         display_name=props.friendly_name or props.scenario_name or "",
         errors=tuple(dict.fromkeys(errors)),
+        asr_state=raw_state,
+        state_description=props.state_description or "",
+        verdict=verdict.verdict,
+        note=verdict.note,
     )
 
 
@@ -541,9 +551,6 @@ class VaultTopology:
     # The appliance's discovery site (Microsoft.OffAzure); discovered machines are its children.
     discovery_site_id: str = ""
 
-    def discovery_machine_id(self, machine_name: str) -> str:
-        return f"{self.discovery_site_id}/machines/{machine_name}" if self.discovery_site_id else ""
-
 
 class AzureSiteRecoveryGateway:
     """``AsrGateway`` over the real SDK client (InMageRcm, the modernized appliance path)."""
@@ -560,9 +567,14 @@ class AzureSiteRecoveryGateway:
         default_subnet: str,
         default_tags: Mapping[str, str] | None = None,
         default_vm_size: str | None = None,
+        cache_storage_account_id: str,
+        offazure: OffAzureClient,
         test_network_id: str | None = None,
-        cache_storage_account_id: str | None = None,
+        allow_test_failover_in_target_network: bool = False,
         target_disk_type: str = "Standard_LRS",
+        run_as_account_id: str | None = None,
+        push_install: bool = False,
+        hybrid_benefit: bool = False,
         fabric_name: str | None = None,
     ) -> None:
         self._client = client
@@ -571,8 +583,16 @@ class AzureSiteRecoveryGateway:
         self._policy_name = policy_name
         self._target_rg_id = target_resource_group_id
         self._target_network_id = target_network_id
-        # A test failover belongs in an isolated network; without one it uses the target network.
-        self._test_network_id = test_network_id or target_network_id
+        # A test failover belongs in an isolated network; into the target (production) network only when the
+        # operator allows it explicitly (ALLOW_TEST_FAILOVER_IN_TARGET_NETWORK).
+        self._test_network_id = test_network_id
+        self._allow_test_in_target = allow_test_failover_in_target_network
+        self._offazure = offazure
+        # Push install of the Mobility agent (the appliance reaches the source with these credentials): the
+        # run-as account from the setting, else the one the site holds for the machine (properties.runAsAccountId).
+        self._run_as_account_id = run_as_account_id
+        self._push_install = push_install or bool(run_as_account_id)
+        self._hybrid_benefit = hybrid_benefit
         self._default_subnet = default_subnet
         self._default_tags = dict(default_tags or {})
         self._default_vm_size = default_vm_size
@@ -596,6 +616,13 @@ class AzureSiteRecoveryGateway:
             "default_subnet": settings.target_default_subnet,
             "default_tags": settings.target_tags,
             "default_vm_size": settings.target_default_vm_size,
+            "cache_storage_account_id": settings.asr_cache_storage_account_id,
+            "test_network_id": settings.test_network_id,
+            "allow_test_failover_in_target_network": settings.allow_test_failover_in_target_network,
+            "target_disk_type": settings.target_disk_type,
+            "run_as_account_id": settings.asr_run_as_account_id,
+            "push_install": settings.asr_push_install,
+            "hybrid_benefit": settings.azure_hybrid_benefit,
         }
         options.update(overrides)
         return cls(client, **options)
@@ -684,48 +711,36 @@ class AzureSiteRecoveryGateway:
     # ---- discovery -----------------------------------------------------------------------------
 
     def find_machine_by_ip(self, private_ip: str) -> DiscoveredMachine:
+        """The machine in the appliance's OffAzure site whose network adapters carry ``private_ip``."""
         topo = self.topology
-        with translated_errors(f"list discovered machines in {topo.container_name}"):
-            items = list(
-                self._client.replication_protectable_items.list_by_replication_protection_containers(
-                    self._rg, self._vault, topo.fabric_name, topo.container_name
-                )
+        if not topo.discovery_site_id:
+            raise PreconditionFailed(
+                f"fabric {topo.fabric_name} names no discovery site (customDetails.physicalSiteId / vmwareSiteId): "
+                "the replication appliance is not registered with Azure Migrate",
+                code="DiscoverySiteNotFound",
             )
-        machines = [
-            discovered_machine_from(i, fabric_name=topo.fabric_name, container_name=topo.container_name) for i in items
-        ]
-        matches = [m for m in machines if private_ip in m.ip_addresses]
+        with translated_errors(f"list the machines of discovery site {last_segment(topo.discovery_site_id)}"):
+            servers = [s for s in self._offazure.list_machines(topo.discovery_site_id) if not s.properties.is_deleted]
+        matches = [s for s in servers if private_ip in s.ip_addresses]
         if not matches:
-            raise NotFound(
-                f"no machine discovered by the replication appliance has IP {private_ip}; "
-                "check that the Mobility service is installed and the appliance can reach it",
-                code="MachineNotDiscovered",
+            raise AwaitingDiscovery(
+                f"the replication appliance has not discovered a machine with IP {private_ip} yet "
+                f"(site {last_segment(topo.discovery_site_id)}, {len(servers)} machines); it appears once the "
+                "Mobility agent on the instance has registered with the appliance"
             )
         if len(matches) > 1:
-            names = ", ".join(f"{m.friendly_name} ({m.name})" for m in matches)
+            names = ", ".join(f"{m.properties.display_name or m.name} ({m.name})" for m in matches)
             raise PreconditionFailed(
                 f"several discovered machines have IP {private_ip}: {names}; remove the stale ones",
                 code="AmbiguousMachine",
             )
-        return matches[0]
+        return discovered_machine_from(matches[0], fabric_name=topo.fabric_name, container_name=topo.container_name)
 
     def ensure_os_supported(self, machine: DiscoveredMachine) -> None:
-        """Checked against the API's InMageRcm list, never a hard-coded one.
-
-        The appliance's discovery (VMwareVirtualMachineDetails) reports only the OS type. When the OS
-        name is unknown, the type must be on ASR's list and ASR must offer InMageRcm for the machine
-        (supportedReplicationProviders), which it does not for an OS it cannot replicate.
-        """
+        """Checked against the API's InMageRcm list (replicationSupportedOperatingSystems), never a hard-coded
+        one, with the OS the appliance discovered (the OffAzure machine's operatingSystemDetails)."""
         supported = self._supported_operating_systems()
-        topo = self.topology
-        with translated_errors(f"read discovered machine {machine.friendly_name}"):
-            item = self._client.replication_protectable_items.get(
-                self._rg, self._vault, topo.fabric_name, topo.container_name, machine.name
-            )
-        props = item.properties or asr.ProtectableItemProperties()
-        details: Mapping[str, Any] = props.custom_details or {}
-        os_type = str(details.get("osType") or machine.os_type)
-        os_name = str(details.get("osName") or machine.os_name)
+        os_type, os_name = machine.os_type, machine.os_name
         same_type = [e for e in supported if e.os_type.lower() == os_type.lower()]
         offered = ", ".join(e.describe() for e in same_type) or "none"
         if os_name and not os_is_supported(os_type, os_name, supported):
@@ -734,13 +749,10 @@ class AzureSiteRecoveryGateway:
                 f"support; supported {os_type} systems: {offered}",
                 code="UnsupportedOperatingSystem",
             )
-        providers = props.supported_replication_providers
-        if not same_type or (providers is not None and INSTANCE_TYPE not in providers):
-            readiness = "; ".join(props.protection_readiness_errors or []) or "no reason given"
+        if not same_type:
             raise PreconditionFailed(
-                f"ASR cannot replicate {machine.friendly_name} ({os_type or 'unknown OS type'}"
-                f"{', ' + os_name if os_name else ''}) with {INSTANCE_TYPE}: {readiness}; "
-                f"supported {os_type} systems: {offered}",
+                f"ASR cannot replicate {machine.friendly_name} ({os_type or 'unknown OS type'}) with "
+                f"{INSTANCE_TYPE}: no supported {os_type or 'such'} systems",
                 code="UnsupportedOperatingSystem",
             )
 
@@ -762,17 +774,7 @@ class AzureSiteRecoveryGateway:
         if existing is not None:
             # Idempotent: a retried activity must not create the item twice.
             return self._last_job_of(existing)
-        with translated_errors(f"read discovered machine {machine.friendly_name}"):
-            protectable = self._client.replication_protectable_items.get(
-                self._rg, self._vault, topo.fabric_name, topo.container_name, name
-            )
-        readiness = list((protectable.properties or asr.ProtectableItemProperties()).protection_readiness_errors or [])
-        if readiness:
-            raise PreconditionFailed(
-                f"ASR cannot protect {machine.friendly_name} yet: {'; '.join(readiness)}",
-                code="ProtectionReadinessErrors",
-            )
-        enable_input = self._enable_input(protectable, plan)
+        enable_input = self._enable_input(machine, plan)
         job = self._start(
             f"enable replication of {machine.friendly_name}",
             lambda hook: self._client.replication_protected_items.begin_create(
@@ -782,45 +784,59 @@ class AzureSiteRecoveryGateway:
         )  # fmt: skip
         return job or self._last_job_of(self._get_item(name))
 
-    def _enable_input(self, protectable: asr.ProtectableItem, plan: ReplicationPlan) -> asr.EnableProtectionInput:
+    def _run_as_for(self, machine: DiscoveredMachine) -> str | None:
+        if not self._push_install:
+            return None  # the agent is installed another way (SSM Run Command); ASR needs no credentials
+        run_as = self._run_as_account_id or machine.run_as_account_id
+        if not run_as:
+            raise PreconditionFailed(
+                f"push install is on but no run-as account is known for {machine.friendly_name}: set "
+                "ASR_RUN_AS_ACCOUNT_ID or add credentials for it on the replication appliance",
+                code="RunAsAccountNotFound",
+            )
+        return run_as
+
+    def _license_type(self, machine: DiscoveredMachine, plan: ReplicationPlan) -> str:
+        """WindowsServer claims Azure Hybrid Benefit: only for a Windows source whose owner chose it (tag
+        aws2azure:hybrid-benefit, else AZURE_HYBRID_BENEFIT). Everything else is NoLicenseType."""
+        chosen = self._hybrid_benefit if plan.hybrid_benefit is None else plan.hybrid_benefit
+        return "WindowsServer" if chosen and machine.os_type.lower() == "windows" else "NoLicenseType"
+
+    def _enable_input(self, machine: DiscoveredMachine, plan: ReplicationPlan) -> asr.EnableProtectionInput:
+        """InMageRcmEnableProtectionInput as Azure PowerShell's InMageRcm path builds it
+        (NewAzureRmRecoveryServicesAsrReplicationProtectedItem.cs, InMageRcmToAzureReplication): the OffAzure
+        machine id as fabricDiscoveryMachineId, no protectableItemId, disksDefault with the cache (log) storage
+        account and disk type (both Required in the SDK's InMageRcmDisksDefaultInput)."""
         topo = self.topology
-        details: Mapping[str, Any] = (protectable.properties or asr.ProtectableItemProperties()).custom_details or {}
-        # InMageRcm names the machine by its discovery resource (physical site for EC2 instances).
-        discovery_id = str(
-            details.get("fabricDiscoveryMachineId")
-            or topo.discovery_machine_id(protectable.name or "")
-            or protectable.id
-            or ""
-        )
+        if not machine.id:
+            raise InvalidInput(f"{machine.friendly_name} has no discovery (OffAzure) machine id")
         tags = _tags({**self._default_tags, **plan.tags})
-        # ASR wants the cache (log) storage account; FunctionSettings has no setting for it yet.
-        disks: dict[str, str] = {"diskType": self._disk_type}
-        if self._cache_storage_account_id:
-            disks["logStorageAccountId"] = self._cache_storage_account_id
-        disks_default = asr.InMageRcmDisksDefaultInput(disks)
+        disks_default = asr.InMageRcmDisksDefaultInput(
+            log_storage_account_id=self._cache_storage_account_id, disk_type=plan.disk_type or self._disk_type
+        )
         provider = asr.InMageRcmEnableProtectionInput(
-            fabric_discovery_machine_id=discovery_id,
+            fabric_discovery_machine_id=machine.id,
             disks_default=disks_default,
             target_resource_group_id=self._target_rg_id,
             target_network_id=self._target_network_id,
-            test_network_id=self._test_network_id,
             target_subnet_name=plan.target_subnet or self._default_subnet,
-            test_subnet_name=plan.target_subnet or self._default_subnet,
             target_vm_name=plan.target_vm_name,
             target_vm_size=plan.target_vm_size or self._default_vm_size,
-            license_type=plan.license_type,
+            license_type=self._license_type(machine, plan),
             process_server_id=topo.process_server_id,
             target_vm_tags=tags,
             target_nic_tags=tags,
             target_managed_disk_tags=tags,
             seed_managed_disk_tags=tags,
         )
+        if self._test_network_id:
+            provider.test_network_id = self._test_network_id
+            provider.test_subnet_name = plan.target_subnet or self._default_subnet
+        run_as = self._run_as_for(machine)
+        if run_as:
+            provider.run_as_account_id = run_as
         return asr.EnableProtectionInput(
-            properties=asr.EnableProtectionInputProperties(
-                policy_id=topo.policy_id,
-                protectable_item_id=protectable.id,
-                provider_specific_details=provider,
-            )
+            properties=asr.EnableProtectionInputProperties(policy_id=topo.policy_id, provider_specific_details=provider)
         )
 
     def get_replication_state(self, protected_item_name: str) -> ReplicationState:
@@ -834,16 +850,49 @@ class AzureSiteRecoveryGateway:
             job = self._client.replication_jobs.get(self._rg, self._vault, name)
         return job_from(job)
 
+    def resume_job(self, job_id: str, comments: str = "") -> AsrJob:
+        """ASR's replicationJobs resume (ReplicationJobs_Resume) for a Suspended job."""
+        name = job_name_from_id(job_id)
+        if name is None:
+            raise InvalidInput(f"{job_id!r} is not an ASR job id")
+        current = self.get_job(name)
+        if current.verdict != "waiting_for_operator":
+            raise PreconditionFailed(
+                f"ASR job {name} is {current.asr_state or current.state}, not suspended; nothing to resume",
+                code="JobNotSuspended",
+            )
+        resume_input = asr.ResumeJobParams(properties=asr.ResumeJobParamsProperties(comments=comments or "aws2azure"))
+        self._start(
+            f"resume ASR job {name}",
+            lambda hook: self._client.replication_jobs.begin_resume(
+                self._rg, self._vault, name, resume_input, polling=False, raw_response_hook=hook
+            ),
+        )
+        return self.get_job(name)
+
     # ---- failover ------------------------------------------------------------------------------
 
+    def _test_network(self) -> str:
+        network = self._test_network_id
+        in_target = not network or network.lower() == self._target_network_id.lower()
+        if in_target and not self._allow_test_in_target:
+            raise PreconditionFailed(
+                "a test failover needs an isolated test network: set TEST_NETWORK_ID (a test VM in the target "
+                "network runs beside production with the same addresses), or set "
+                "ALLOW_TEST_FAILOVER_IN_TARGET_NETWORK=true to accept that",
+                code="TestNetworkRequired",
+            )
+        return network or self._target_network_id
+
     def begin_test_failover(self, protected_item_name: str) -> str:
+        network = self._test_network()
         item = self._item_allowing(protected_item_name, OP_TEST_FAILOVER)
         failover_input = asr.TestFailoverInput(
             properties=asr.TestFailoverInputProperties(
                 failover_direction="PrimaryToRecovery",
                 network_type="VmNetworkAsInput",
-                network_id=self._test_network_id,
-                provider_specific_details=asr.InMageRcmTestFailoverInput(network_id=self._test_network_id),
+                network_id=network,
+                provider_specific_details=asr.InMageRcmTestFailoverInput(network_id=network),
             )
         )
         return self._item_write(
@@ -908,8 +957,28 @@ class AzureSiteRecoveryGateway:
         )  # fmt: skip
 
     def begin_complete_migration(self, protected_item_name: str) -> str:
-        item = self._item_allowing(protected_item_name, OP_COMPLETE_MIGRATION)
-        return self._remove(item, "MigrationComplete", "complete migration")
+        """After commit, end replication: ``remove`` (ReplicationProtectedItems_Delete) with
+        disableProtectionReason MigrationComplete when ASR offers CompleteMigration, else with NotSpecified when it
+        offers DisableProtection (Learn's InMageRcm automation page, "Complete/Disable migration": after a
+        successful failover, disable replication). Neither offered: PreconditionFailed CompleteMigrationNotOffered;
+        the VM already runs in Azure, so the caller records the migration done with a note."""
+        item = self._get_item(protected_item_name)
+        props = item.properties or asr.ReplicationProtectedItemProperties()
+        allowed = _allowed(props)
+        if _is_allowed(allowed, OP_COMPLETE_MIGRATION):
+            return self._remove(item, "MigrationComplete", "complete migration")
+        if _is_allowed(allowed, OP_DISABLE_PROTECTION) and has_failed_over(props):
+            return self._remove(item, "NotSpecified", "complete migration (disable replication)")
+        busy = scenario_in_flight(props.current_scenario)
+        if busy:
+            raise TransientCloudError(
+                f"ASR is running {busy} on {protected_item_name}; complete migration after it", retry_after_seconds=60
+            )
+        raise PreconditionFailed(
+            f"ASR offers neither CompleteMigration nor DisableProtection on {protected_item_name} "
+            f"(protectionState {props.protection_state}, allowedOperations {allowed})",
+            code="CompleteMigrationNotOffered",
+        )
 
     def begin_disable_replication(self, protected_item_name: str) -> str:
         item = self._item_allowing(protected_item_name, OP_DISABLE_PROTECTION)
@@ -935,7 +1004,9 @@ class AzureSiteRecoveryGateway:
 
     # ---- recovery plans (waves) ----------------------------------------------------------------
 
-    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> None:
+    def create_recovery_plan(self, plan_name: str, protected_item_names: Sequence[str]) -> str:
+        """Recovery plan creation is a long-running operation (202 + Azure-AsyncOperation in the official
+        ReplicationRecoveryPlans_Create example): returns the creation job, which the caller waits for."""
         names = list(dict.fromkeys(protected_item_names))
         if not names or len(names) > MAX_RECOVERY_PLAN_ITEMS:
             raise InvalidInput(
@@ -952,7 +1023,7 @@ class AzureSiteRecoveryGateway:
                     f"missing {sorted(set(names) - have)}, extra {sorted(have - set(names))}",
                     code="RecoveryPlanMismatch",
                 )
-            return
+            return self._plan_creation_job(existing)
         plan_input = asr.CreateRecoveryPlanInput(
             properties=asr.CreateRecoveryPlanInputProperties(
                 primary_fabric_id=topo.fabric_id,
@@ -973,10 +1044,25 @@ class AzureSiteRecoveryGateway:
                 ],
             )
         )
-        with translated_errors(f"create recovery plan {plan_name}"):
-            self._client.replication_recovery_plans.begin_create(
-                self._rg, self._vault, plan_name, plan_input, polling=False
-            )
+        job = self._start(
+            f"create recovery plan {plan_name}",
+            lambda hook: self._client.replication_recovery_plans.begin_create(
+                self._rg, self._vault, plan_name, plan_input, polling=False, raw_response_hook=hook
+            ),
+        )
+        if job is None:
+            raise PermanentCloudError(f"ASR named no job for creating recovery plan {plan_name}", code="JobNotFound")
+        return job
+
+    def _plan_creation_job(self, plan: asr.RecoveryPlan) -> str:
+        """The job that created an existing plan (newest CreateRecoveryPlan job on it); '' if ASR no longer lists
+        it (an old plan: created long ago)."""
+        props = plan.properties or asr.RecoveryPlanProperties()
+        newest = self._newest_job_for(f"recovery plan {plan.name}", plan.name, props.friendly_name)
+        scenario = (newest.properties.scenario_name if newest is not None and newest.properties else None) or ""
+        if newest is not None and scenario.lower() == "createrecoveryplan":
+            return newest.name or ""
+        return ""
 
     def begin_recovery_plan_failover(self, plan_name: str) -> str:
         plan = self._get_plan(plan_name)
@@ -1069,8 +1155,12 @@ class AzureSiteRecoveryGateway:
         if _is_allowed(allowed, operation):
             return
         if self._plan_being_created(plan):
-            # create_recovery_plan returns before ASR's creation job ends: "not yet", not "no".
-            raise TransientCloudError(f"recovery plan {plan.name} is still being created", retry_after_seconds=30)
+            # The caller waits for the creation job; this is the guard if it did not.
+            raise AwaitingOperation(
+                f"recovery plan {plan.name} is still being created",
+                code="RecoveryPlanBeingCreated",
+                retry_after_seconds=30,
+            )
         raise PreconditionFailed(
             f"ASR does not allow {operation} on recovery plan {plan.name} now; allowedOperations: {allowed}",
             code="OperationNotAllowed",

@@ -11,22 +11,27 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 
 from devstack.app_env import function_app_environment
-from devstack.asr_sim.contract import AsrErrorSpec, FaultRule
+from devstack.asr_sim.contract import AsrErrorSpec, FaultRule, JobEnd
 from devstack.asr_sim.control import SimulatorControl
 from devstack.clock import FileClock
 from devstack.launcher import Stack
 from functions.adapters.asr import (
+    SDK_RETRY_SETTINGS,
     AzureSiteRecoveryGateway,
     build_asr_credential,
     build_site_recovery_client,
 )
+from functions.adapters.offazure import OffAzureClient, build_offazure_client
 from functions.settings import FunctionSettings
 from migration.errors import (
+    AwaitingDiscovery,
     InvalidInput,
     NotFound,
     PreconditionFailed,
@@ -47,17 +52,24 @@ class Sim:
     clock: FileClock
     settings: FunctionSettings
     clients: list[SiteRecoveryManagementClient] = field(default_factory=list)
+    offazure: list[OffAzureClient] = field(default_factory=list)
     gateway: AzureSiteRecoveryGateway = field(init=False)
 
     def __post_init__(self) -> None:
         self.gateway = self.new_gateway()
 
-    def new_gateway(self, settings: FunctionSettings | None = None) -> AzureSiteRecoveryGateway:
+    def new_gateway(self, settings: FunctionSettings | None = None, **overrides: Any) -> AzureSiteRecoveryGateway:
         """A fresh worker: nothing resolved or cached yet."""
         settings = settings or self.settings
-        client = build_site_recovery_client(settings, build_asr_credential(settings))
+        credential = build_asr_credential(settings)
+        client = build_site_recovery_client(settings, credential)
+        offazure = build_offazure_client(
+            credential, base_url=settings.asr_base_url, ca_bundle=settings.asr_ca_bundle,
+            retry_settings=dict(SDK_RETRY_SETTINGS),
+        )  # fmt: skip
         self.clients.append(client)
-        return AzureSiteRecoveryGateway.from_settings(client, settings)
+        self.offazure.append(offazure)
+        return AzureSiteRecoveryGateway.from_settings(client, settings, offazure=offazure, **overrides)
 
     def seed(self, os_name: str = "Ubuntu 22.04", *, disks: tuple[int, ...] = (64,)) -> str:
         """A discovered Linux machine with its own IP; returns the IP."""
@@ -111,6 +123,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
                 gc.collect()
                 for client in sim.clients:
                     client.close()
+                for discovery in sim.offazure:
+                    discovery.close()
     finally:
         stack.down(quiet=True)
 
@@ -200,16 +214,18 @@ def test_a_fresh_worker_resolves_the_vault_once(sim: Sim) -> None:
     assert per_operation["ReplicationFabrics_List"] == 1
     assert per_operation["ReplicationProtectionContainers_ListByReplicationFabrics"] == 1
     assert per_operation["ReplicationPolicies_Get"] == 1
-    assert per_operation["ReplicationProtectableItems_ListByReplicationProtectionContainers"] == 2
+    # Discovery reads the appliance's OffAzure site, never ASR's protectable items (finding 1).
+    assert per_operation["ServersController_ListByServerSiteResource"] == 2
+    assert "ReplicationProtectableItems_ListByReplicationProtectionContainers" not in per_operation
 
 
 # ---- discovery and OS --------------------------------------------------------------------------
 
 
-def test_unknown_ip_is_not_found(sim: Sim) -> None:
-    with pytest.raises(NotFound) as caught:
+def test_unknown_ip_is_awaiting_discovery(sim: Sim) -> None:
+    with pytest.raises(AwaitingDiscovery) as caught:
         sim.gateway.find_machine_by_ip("192.0.2.99")
-    assert caught.value.code == "MachineNotDiscovered"
+    assert caught.value.code == "AwaitingDiscovery"
     assert "192.0.2.99" in str(caught.value)
 
 
@@ -224,15 +240,17 @@ def test_unsupported_os_is_refused_by_the_api_list(sim: Sim) -> None:
     assert sim.control.stats().per_operation.get("SupportedOperatingSystems_Get", 0) <= 1
 
 
-def test_machine_the_simulator_marks_unsupported_is_refused(sim: Sim) -> None:
+def test_machine_the_simulator_marks_unsupported_fails_its_enable_job_with_asrs_error(sim: Sim) -> None:
+    """The appliance reports only the OS it sees; ASR's own prerequisite check fails the EnableDr job."""
     ip = sim.seed("Ubuntu 22.04")
     sim.control.set_faults(machines={ip: FaultRule(unsupported_os=True)})
     machine = sim.gateway.find_machine_by_ip(ip)
+    sim.gateway.ensure_os_supported(machine)  # the name is on ASR's list
 
-    with pytest.raises(PreconditionFailed) as caught:
-        sim.gateway.ensure_os_supported(machine)
+    job = sim.finish(sim.gateway.begin_enable_replication(machine, plan_for(machine)))
 
-    assert caught.value.code == "UnsupportedOperatingSystem"
+    assert job.state == "Failed"
+    assert any("78180" in e for e in job.errors)
 
 
 # ---- preconditions -----------------------------------------------------------------------------
@@ -259,6 +277,9 @@ def test_operations_ask_allowed_operations_first(sim: Sim) -> None:
         with pytest.raises(PreconditionFailed) as caught:
             call(machine.name)
         message = str(caught.value)
+        if operation == "CompleteMigration":  # neither CompleteMigration nor a post-failover DisableProtection
+            assert caught.value.code == "CompleteMigrationNotOffered"
+            continue
         assert caught.value.code == "OperationNotAllowed"
         assert operation in message
         assert machine.name in message
@@ -381,11 +402,14 @@ def test_recovery_plan_fails_over_and_commits_its_members_once(sim: Sim) -> None
     members = [sim.protected(sim.seed()), sim.protected(sim.seed())]
     names = [m.name for m in members]
 
-    sim.gateway.create_recovery_plan("wave-w1-1", names)
-    sim.gateway.create_recovery_plan("wave-w1-1", names)  # idempotent
-    with pytest.raises(TransientCloudError):
+    created = sim.gateway.create_recovery_plan("wave-w1-1", names)
+    assert created
+    assert sim.gateway.create_recovery_plan("wave-w1-1", names) == created
+    with pytest.raises(TransientCloudError) as creating:
         sim.gateway.begin_recovery_plan_failover("wave-w1-1")  # ASR is still creating it
-    sim.clock.advance_by(120)
+    assert getattr(creating.value, "code", None) == "RecoveryPlanBeingCreated"
+    assert sim.control.stats().failover_requests.get(names[0], 0) == 0  # nothing sent before creation ended
+    sim.succeed(created)
 
     failover = sim.gateway.begin_recovery_plan_failover("wave-w1-1")
     assert sim.gateway.begin_recovery_plan_failover("wave-w1-1") == failover
@@ -407,3 +431,189 @@ def test_recovery_plan_limits(sim: Sim) -> None:
         sim.gateway.create_recovery_plan("empty", [])
     with pytest.raises(NotFound):
         sim.gateway.begin_recovery_plan_failover("no-such-plan")
+
+
+# ---- the review's findings (issue 13) -------------------------------------------------------------
+
+
+def _raw_enable(sim: Sim, name: str, provider: dict[str, Any], **props: Any) -> Any:
+    """An enable request as an older aws2azure sent it, through the SDK; returns the HttpResponseError."""
+    client = build_site_recovery_client(sim.settings, build_asr_credential(sim.settings))
+    sim.clients.append(client)
+    infra = sim.control.infrastructure()
+    body = {"properties": {"policyId": infra.policy_id, **props, "providerSpecificDetails": provider}}
+    with pytest.raises(HttpResponseError) as caught:
+        client.replication_protected_items.begin_create(
+            sim.settings.asr_resource_group, sim.settings.asr_vault_name,
+            infra.fabric_name, infra.protection_container_name, name, body, polling=False,
+        )  # fmt: skip
+    return caught.value
+
+
+def _provider(sim: Sim, discovery_id: str, **extra: Any) -> dict[str, Any]:
+    infra = sim.control.infrastructure()
+    return {
+        "instanceType": "InMageRcm",
+        "fabricDiscoveryMachineId": discovery_id,
+        "processServerId": infra.process_server_id,
+        "targetResourceGroupId": sim.settings.target_resource_group_id,
+        "targetNetworkId": sim.settings.target_network_id,
+        **extra,
+    }
+
+
+def test_finding1_discovery_waits_for_the_agent_and_reads_offazure_with_paging(sim: Sim) -> None:
+    ip = f"10.21.{next(_ip_numbers)}.5"
+    sim.control.seed_machine(ip, "Linux", "Ubuntu 22.04", [32], agent_registered=False)
+    with pytest.raises(AwaitingDiscovery):
+        sim.gateway.find_machine_by_ip(ip)
+    info = sim.control.agent_registered(ip)
+    for _ in range(3):
+        sim.seed()
+    previous = sim.control.config()
+    sim.control.configure(previous.model_copy(update={"page_size": 2}))
+    try:
+        sim.control.reset()
+        machine = sim.gateway.find_machine_by_ip(ip)
+        pages = sim.control.stats().per_operation["ServersController_ListByServerSiteResource"]
+    finally:
+        sim.control.configure(previous)
+    assert machine.id == info.fabric_discovery_machine_id  # the OffAzure machine's ARM id
+    assert "/providers/Microsoft.OffAzure/" in machine.id
+    assert (machine.os_type, machine.os_name) == ("Linux", "Ubuntu 22.04")
+    assert machine.disk_ids == info.disk_ids
+    assert pages > 1  # followed nextLink
+
+
+def test_finding1_a_protectable_item_id_as_discovery_id_is_refused(sim: Sim) -> None:
+    name = sim.control.seed_machine(f"10.22.{next(_ip_numbers)}.5", "Linux", "Ubuntu 22.04", [32])
+    infra = sim.control.infrastructure()
+    protectable = f"{infra.protection_container_id}/replicationProtectableItems/{name}"
+    cache = sim.settings.asr_cache_storage_account_id
+    error = _raw_enable(
+        sim,
+        name,
+        _provider(sim, protectable, disksDefault={"diskType": "Standard_LRS", "logStorageAccountId": cache}),
+        protectableItemId=protectable,
+    )
+    assert error.status_code == 400
+    assert error.error is not None
+    assert error.error.code == "InvalidFabricDiscoveryMachineId"
+    assert "fabricDiscoveryMachineId" in (error.error.message or "")
+
+
+def test_finding2_the_old_enable_body_is_refused_naming_log_storage_account(sim: Sim) -> None:
+    ip = sim.seed()
+    machine = sim.gateway.find_machine_by_ip(ip)
+    error = _raw_enable(sim, machine.name, _provider(sim, machine.id, disksDefault={"diskType": "Standard_LRS"}))
+    assert error.status_code == 400
+    assert error.error is not None
+    assert error.error.code == "MissingRequiredParameter"
+    assert "disksDefault.logStorageAccountId" in (error.error.message or "")
+
+
+def test_finding2_cache_account_and_disk_type_reach_asr(sim: Sim) -> None:
+    machine = sim.gateway.find_machine_by_ip(sim.seed())
+    plan = plan_for(machine).model_copy(update={"disk_type": "Premium_LRS"})
+    sim.succeed(sim.gateway.begin_enable_replication(machine, plan))
+    details = _rcm_details(sim, machine.name)
+    disks = details["protectedDisks"]
+    assert {d["logStorageAccountId"].lower() for d in disks} == {sim.settings.asr_cache_storage_account_id.lower()}
+    assert {d["diskType"] for d in disks} == {"Premium_LRS"}
+
+
+def _rcm_details(sim: Sim, name: str) -> dict[str, Any]:
+    infra = sim.control.infrastructure()
+    client = sim.clients[0]
+    item = client.replication_protected_items.get(
+        sim.settings.asr_resource_group, sim.settings.asr_vault_name, infra.fabric_name,
+        infra.protection_container_name, name,
+    )  # fmt: skip
+    assert item.properties is not None
+    assert item.properties.provider_specific_details is not None
+    return dict(item.properties.provider_specific_details.as_dict())
+
+
+def test_finding3_push_install_sends_the_sites_run_as_account(sim: Sim) -> None:
+    ip = sim.seed()
+    pushing = sim.new_gateway(push_install=True)
+    machine = pushing.find_machine_by_ip(ip)
+    sim.succeed(pushing.begin_enable_replication(machine, plan_for(machine)))
+    run_as = _rcm_details(sim, machine.name)["runAsAccountId"]
+    assert run_as
+    assert run_as in sim.control.infrastructure().run_as_account_ids
+    assert run_as == machine.run_as_account_id  # from the OffAzure machine's properties.runAsAccountId
+    # Without push install (the SSM path) no credentials are sent.
+    other = sim.gateway.find_machine_by_ip(sim.seed())
+    sim.succeed(sim.gateway.begin_enable_replication(other, plan_for(other)))
+    assert not _rcm_details(sim, other.name).get("runAsAccountId")
+
+
+def test_finding5_jobs_ending_other_or_suspended_are_decided_and_resumable(sim: Sim) -> None:
+    sim.control.set_faults(
+        suspend_scenarios=["EnableDr"],
+        end_states={"UpdateVmProperties": JobEnd(state="Other", state_description="CompletedWithInformation")},
+    )
+    machine = sim.gateway.find_machine_by_ip(sim.seed())
+    job_id = sim.gateway.begin_enable_replication(machine, plan_for(machine))
+    sim.clock.advance_by(600)
+    suspended = sim.gateway.get_job(job_id)
+    assert (suspended.asr_state, suspended.state, suspended.verdict) == (
+        "Suspended",
+        "Suspended",
+        "waiting_for_operator",
+    )
+    assert not suspended.finished
+    resumed = sim.gateway.resume_job(job_id)
+    assert resumed.verdict == "running"
+    sim.succeed(job_id)
+    with pytest.raises(PreconditionFailed):
+        sim.gateway.resume_job(job_id)  # not suspended any more
+
+
+def test_finding5_an_injected_other_ending_is_classified_succeeded(sim: Sim) -> None:
+    sim.control.set_faults(end_states={"EnableDr": JobEnd(state="Other", state_description="CompletedWithInformation")})
+    machine = sim.gateway.find_machine_by_ip(sim.seed())
+    job = sim.finish(sim.gateway.begin_enable_replication(machine, plan_for(machine)))
+    assert (job.asr_state, job.state_description) == ("Other", "CompletedWithInformation")
+    assert job.state == "Succeeded"
+    assert job.finished
+    assert job.note
+
+
+def test_finding5_an_injected_cancelled_ending_is_terminal_with_its_reason(sim: Sim) -> None:
+    sim.control.set_faults(end_states={"EnableDr": JobEnd(state="Cancelled", state_description="Cancelled")})
+    machine = sim.gateway.find_machine_by_ip(sim.seed())
+    job = sim.finish(sim.gateway.begin_enable_replication(machine, plan_for(machine)))
+    assert job.state == "Cancelled"
+    assert job.finished
+    assert any("cancelled" in e.lower() for e in job.errors)
+
+
+def _seed_windows(sim: Sim) -> str:
+    ip = f"10.23.{next(_ip_numbers)}.5"
+    sim.control.seed_machine(ip, "Windows", "Windows Server 2022", [128])
+    return ip
+
+
+def test_finding7_windows_is_no_license_type_unless_hybrid_benefit_is_chosen(sim: Sim) -> None:
+    windows = sim.gateway.find_machine_by_ip(_seed_windows(sim))
+    sim.succeed(sim.gateway.begin_enable_replication(windows, plan_for(windows)))
+    assert _rcm_details(sim, windows.name)["licenseType"] == "NoLicenseType"
+    chosen = sim.gateway.find_machine_by_ip(_seed_windows(sim))
+    plan = plan_for(chosen).model_copy(update={"hybrid_benefit": True})
+    sim.succeed(sim.gateway.begin_enable_replication(chosen, plan))
+    assert _rcm_details(sim, chosen.name)["licenseType"] == "WindowsServer"
+
+
+def test_finding8_test_failover_into_the_production_network_is_refused_unless_allowed(sim: Sim) -> None:
+    ip = sim.seed()
+    no_test_network = sim.new_gateway(test_network_id=None)
+    machine = sim.protected(ip)
+    sim.control.reset()
+    with pytest.raises(PreconditionFailed) as caught:
+        no_test_network.begin_test_failover(machine.name)
+    assert caught.value.code == "TestNetworkRequired"
+    assert sim.control.stats().writes == 0
+    allowed = sim.new_gateway(test_network_id=None, allow_test_failover_in_target_network=True)
+    sim.succeed(allowed.begin_test_failover(machine.name))

@@ -15,6 +15,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest
 from azure.core.rest._requests_basic import RestRequestsTransportResponse
+from azure.mgmt.core import ARMPipelineClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 from azure.mgmt.recoveryservicessiterecovery import models as asr
@@ -37,6 +38,7 @@ from functions.adapters.asr import (
     translate_http_error,
     translated_errors,
 )
+from functions.adapters.offazure import OffAzureClient, Server
 from functions.settings import FunctionSettings
 from migration.errors import (
     NotFound,
@@ -183,38 +185,51 @@ def protectable(name: str, custom: dict[str, Any]) -> asr.ProtectableItem:
     )
 
 
-def test_discovered_machine_from_vmware_virtual_machine_details() -> None:
-    item = protectable(
-        "m-1",
-        {
-            "instanceType": "VMwareVirtualMachine",
-            "ipAddress": "10.0.1.5",
-            "osType": "Linux",
-            "diskDetails": [{"diskId": "d-0", "diskName": "root"}, {"diskId": "d-1"}],
-        },
-    )
+SITE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.OffAzure/ServerSites/site"
 
-    machine = discovered_machine_from(item, fabric_name="fab", container_name="cont")
+
+def server_body(
+    name: str, ips: list[list[str]], *, os_type: str = "Linux", os_name: str = "Ubuntu 22.04"
+) -> dict[str, Any]:
+    """An OffAzure machine, shaped like ServersController_ListByServerSiteResource_MaximumSet_Gen.json."""
+    return {
+        "id": f"{SITE}/machines/{name}",
+        "name": name,
+        "type": "Microsoft.OffAzure/serverSites/machines",
+        "properties": {
+            "displayName": f"friendly-{name}",
+            "networkAdapters": [{"ipAddressList": adapter, "macAddress": "02:00:00:00:00:01"} for adapter in ips],
+            "disks": [{"id": "d-0", "name": "root", "maxSizeInBytes": 1}, {"generatedId": "d-1", "lun": 1}],
+            "operatingSystemDetails": {"osType": os_type, "osName": os_name, "osVersion": "22.04"},
+            "runAsAccountId": f"{SITE}/runasaccounts/linux",
+            "unknownField": {"kept": "out"},
+        },
+    }
+
+
+def test_discovered_machine_from_an_offazure_machine() -> None:
+    machine = discovered_machine_from(
+        Server.model_validate(server_body("m-1", [["10.0.1.5"]])), fabric_name="fab", container_name="cont"
+    )
 
     assert machine == DiscoveredMachine(
         name="m-1",
+        id=f"{SITE}/machines/m-1",
         fabric_name="fab",
         container_name="cont",
         friendly_name="friendly-m-1",
         ip_addresses=("10.0.1.5",),
         os_type="Linux",
-        os_name="",
+        os_name="Ubuntu 22.04",
         disk_ids=("d-0", "d-1"),
+        run_as_account_id=f"{SITE}/runasaccounts/linux",
     )
 
 
 def test_discovered_machine_reads_every_ip_of_a_multi_homed_machine() -> None:
-    item = protectable(
-        "m-2",
-        {"instanceType": "Other", "ipAddress": "10.0.1.6, 10.0.2.6", "ipAddresses": ["10.0.3.6", "10.0.1.6"]},
-    )
+    server = Server.model_validate(server_body("m-2", [["10.0.1.6", "10.0.2.6"], ["10.0.3.6", "10.0.1.6"]]))
 
-    machine = discovered_machine_from(item, fabric_name="f", container_name="c")
+    machine = discovered_machine_from(server, fabric_name="f", container_name="c")
 
     assert machine.ip_addresses == ("10.0.1.6", "10.0.2.6", "10.0.3.6")
 
@@ -304,10 +319,24 @@ def test_job_from_a_failed_job_collects_job_and_task_errors() -> None:
     assert result.errors == ("28031: appliance error", "7: disk")
 
 
-@pytest.mark.parametrize(("asr_state", "expected"), [("Succeeded", "Succeeded"), ("Cancelling", "InProgress"),
-                                                      ("Other", "InProgress")])  # fmt: skip
-def test_job_states_outside_the_core_set_count_as_unfinished(asr_state: str, expected: str) -> None:
-    assert job_from(asr.Job({"name": "j", "properties": {"state": asr_state}})).state == expected
+@pytest.mark.parametrize(
+    ("asr_state", "description", "expected"),
+    [
+        ("Succeeded", "Completed", "Succeeded"),
+        ("Cancelling", None, "InProgress"),
+        ("Suspended", "Suspended", "Suspended"),
+        # Finding 5: Other used to count as InProgress and was polled until the stuck timeout.
+        ("Other", "CompletedWithInformation", "Succeeded"),
+        ("Other", "Skipped", "Succeeded"),
+        ("Other", None, "Failed"),
+        ("Cancelled", "Cancelled", "Cancelled"),
+    ],
+)
+def test_every_job_state_gets_a_verdict(asr_state: str, description: str | None, expected: str) -> None:
+    props: dict[str, Any] = {"state": asr_state}
+    if description:
+        props["stateDescription"] = description
+    assert job_from(asr.Job({"name": "j", "properties": props})).state == expected
 
 
 @pytest.mark.parametrize(
@@ -426,6 +455,8 @@ def settings(**overrides: str) -> FunctionSettings:
         "TARGET_RESOURCE_GROUP_ID": "/subscriptions/s/resourceGroups/t",
         "TARGET_NETWORK_ID": "/subscriptions/s/providers/Microsoft.Network/virtualNetworks/n",
         "TARGET_DEFAULT_SUBNET": "workloads",
+        "ASR_CACHE_STORAGE_ACCOUNT_ID": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage"
+        "/storageAccounts/c",
         **overrides,
     }
     return FunctionSettings.from_environment(env)
@@ -500,7 +531,7 @@ def fabric_body(name: str, *, process_servers: list[dict[str, Any]] | None = Non
         "properties": {
             "customDetails": {
                 "instanceType": "InMageRcm",
-                "physicalSiteId": "/subscriptions/s/providers/Microsoft.OffAzure/ServerSites/site",
+                "physicalSiteId": SITE,
                 "processServers": [{"id": "ps-1", "health": "Normal"}] if process_servers is None else process_servers,
             }
         },
@@ -512,9 +543,11 @@ def gateway_over(answers: dict[str, Any]) -> AzureSiteRecoveryGateway:
         LocalSimulatorOnlyCredential(), "00000000-0000-0000-0000-000000000001",
         base_url="https://127.0.0.1:1", transport=CannedArm(answers), retry_total=0,
     )  # fmt: skip
+    offazure = OffAzureClient(ARMPipelineClient("https://127.0.0.1:1", policies=[], transport=CannedArm(answers)))
     return AzureSiteRecoveryGateway(
         client, resource_group="rg", vault_name="vault", policy_name="pol", target_resource_group_id="rg-id",
-        target_network_id="net-id", default_subnet="sub",
+        target_network_id="net-id", default_subnet="sub", offazure=offazure,
+        cache_storage_account_id="/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/c",
     )  # fmt: skip
 
 
@@ -532,10 +565,9 @@ VAULT_ANSWERS: dict[str, Any] = {
 
 
 def test_several_machines_with_one_ip_are_named() -> None:
-    stale = {"instanceType": "VMwareVirtualMachine", "ipAddress": "10.0.0.7", "osType": "Linux"}
-    items = {"value": [protectable(name, custom).as_dict() for name, custom in
-                       (("old", stale), ("new", stale), ("other", {}))]}  # fmt: skip
-    gateway = gateway_over({**VAULT_ANSWERS, "/replicationProtectableItems": items})
+    servers = [server_body(name, ips) for name, ips in (("old", [["10.0.0.7"]]), ("new", [["10.0.0.7"]]),
+                                                          ("other", [["10.0.0.8"]]))]  # fmt: skip
+    gateway = gateway_over({**VAULT_ANSWERS, "/site/machines": {"value": servers}})
 
     with pytest.raises(PreconditionFailed) as caught:
         gateway.find_machine_by_ip("10.0.0.7")
@@ -552,10 +584,7 @@ def test_vault_topology_is_resolved_from_the_inmagercm_fabric() -> None:
     assert topology.container_name == "cont"
     assert topology.process_server_id == "ps-1"
     assert topology.policy_id.endswith("/replicationPolicies/pol")
-    assert (
-        topology.discovery_machine_id("m-1")
-        == "/subscriptions/s/providers/Microsoft.OffAzure/ServerSites/site/machines/m-1"
-    )
+    assert topology.discovery_site_id == SITE
 
 
 def test_two_appliance_fabrics_are_ambiguous() -> None:

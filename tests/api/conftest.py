@@ -52,6 +52,8 @@ def function_settings(connection_string: str) -> FunctionSettings:
         "TARGET_NETWORK_ID": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/target"
         "/providers/Microsoft.Network/virtualNetworks/migrated",
         "TARGET_DEFAULT_SUBNET": "workloads",
+        "ASR_CACHE_STORAGE_ACCOUNT_ID": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/target"
+        "/providers/Microsoft.Storage/storageAccounts/asrcache",
         "APPROVAL_REQUIRED_WAVES": APPROVAL_WAVE,
     })  # fmt: skip
 

@@ -47,7 +47,8 @@ class World:
             "targetResourceGroupId": "/subscriptions/s/resourceGroups/target",
             "testNetworkId": "/subscriptions/s/resourceGroups/target/providers/Microsoft.Network/virtualNetworks/t",
             "disksDefault": {
-                "logStorageAccountId": "/subscriptions/s/resourceGroups/target/providers/Microsoft.Storage/storageAccounts/c",
+                "logStorageAccountId": "/subscriptions/s/resourceGroups/target/providers/Microsoft.Storage"
+                "/storageAccounts/c",
                 "diskType": "Standard_LRS",
             },
             **details,

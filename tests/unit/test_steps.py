@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from migration.errors import InvalidTransition, NotFound, PreconditionFailed
+from migration.errors import AwaitingDiscovery, InvalidTransition, PermanentCloudError, PreconditionFailed
 from migration.events import MigrationRequestedData
 from migration.phases import Phase
 from migration.records import MigrationRecord
@@ -66,13 +66,44 @@ def test_start_replication_is_idempotent(world: World) -> None:
     assert record.protected_item_name == "machine-1"
 
 
-def test_an_undiscovered_machine_raises_not_found_and_leaves_asr_untouched(world: World) -> None:
-    steps, _, asr, _ = world
+def test_an_undiscovered_machine_is_awaited_with_back_off_then_given_up_with_a_reason(world: World) -> None:
+    """Finding 1: a machine the appliance has not discovered yet is a retryable wait, not NotFound/NotReady."""
+    steps, store, asr, clock = world
     migration_id = steps.register(request()).migration_id
     asr.machines.clear()
-    with pytest.raises(NotFound, match=IP):
-        steps.start_replication(migration_id)
+    waits: list[float] = []
+    given_up: PermanentCloudError | None = None
+    for _ in range(20):
+        try:
+            steps.start_replication(migration_id)
+        except AwaitingDiscovery as exc:
+            waits.append(exc.retry_after_seconds or 0.0)
+            assert store.get(migration_id).phase is Phase.AWAITING_DISCOVERY
+            clock.advance(timedelta(seconds=waits[-1]))
+        except PermanentCloudError as exc:
+            given_up = exc
+            break
+    assert given_up is not None
+    assert given_up.code == "MachineNotDiscovered"
+    assert all(wait > 0 for wait in waits)
+    assert waits == sorted(waits)  # backs off
+    assert waits[0] == 60
+    assert sum(waits) == pytest.approx(steps.discovery_timeout.total_seconds())  # bounded
+    assert len(waits) < 8  # within the orchestrator's step attempts (MAX_STEP_ATTEMPTS)
     assert asr.writes == []
+
+
+def test_a_machine_discovered_while_waiting_is_replicated(world: World) -> None:
+    steps, store, asr, clock = world
+    migration_id = steps.register(request()).migration_id
+    machine = asr.machines.pop(IP)
+    with pytest.raises(AwaitingDiscovery):
+        steps.start_replication(migration_id)
+    asr.machines[IP] = machine  # the agent registered; the appliance lists it
+    clock.advance(timedelta(minutes=1))
+    started = steps.start_replication(migration_id)
+    assert store.get(migration_id).phase is Phase.ENABLING_REPLICATION
+    assert asr.writes == [("EnableReplication", started.protected_item_name)]
 
 
 def test_an_unsupported_os_is_a_precondition_failure(world: World) -> None:
