@@ -179,6 +179,10 @@ SERVICE_BUILDERS: dict[str, Callable[[LaunchContext], ServiceSpec | None]] = {
 }
 
 
+# What a stack writes into its folder; Stack.reset removes exactly these.
+STACK_FILES = ("azurite", "asr", "funchost", "logs", "pids", "clock", "stack.json")
+
+
 def _pid_dir(root: Path) -> Path:
     return root / "pids"
 
@@ -294,6 +298,23 @@ class Stack:
         if _is_ours(record):
             self.kill(name)
         self._spawn(name, record["argv"], record.get("env", {}), ready)
+
+    def reset(self) -> None:
+        """Remove everything a previous stack left in this folder (data, clock, certificates, logs).
+
+        A stack always starts from what the folder holds: Azurite's data and the clock outlive a run, the
+        ASR simulator's state does not. Refused while a stack still runs from here."""
+        if self.running():
+            raise StackError(
+                f"a stack is still running from {self.root} ({', '.join(self.running())}); "
+                "stop it with 'aws2azure stack down' first (or look at it: 'aws2azure status')"
+            )
+        for name in STACK_FILES:
+            path = self.root / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     def down(self, *, quiet: bool = False) -> list[str]:
         stopped = []

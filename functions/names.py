@@ -12,6 +12,8 @@ EVENT_APPROVED = "Approved"
 EVENT_RETRY = "RetryRequested"
 # Raised by migrate_wave on each member once its recovery plan has failed over and committed.
 EVENT_PLAN_CUTOVER_DONE = "PlanCutoverDone"
+# Raised by migrate_wave on each member of a recovery plan that failed: resume from ASR's state.
+EVENT_PLAN_CUTOVER_FAILED = "PlanCutoverFailed"
 
 
 def wave_orchestration_id(wave: str) -> str:

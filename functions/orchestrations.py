@@ -54,6 +54,7 @@ class InstanceMigration:
         self.failover_event = self._wait_for(names.EVENT_FAILOVER_REQUESTED)
         self.approve_event = self._wait_for(names.EVENT_APPROVED)
         self.plan_done_event = self._wait_for(names.EVENT_PLAN_CUTOVER_DONE)
+        self.plan_failed_event = self._wait_for(names.EVENT_PLAN_CUTOVER_FAILED)
 
     def _wait_for(self, event_name: str) -> Task:
         # Payloads are validated on arrival (pydantic), not decoded into a type by the SDK.
@@ -108,6 +109,19 @@ class InstanceMigration:
                 self.state.stage, self.state.job_id = Stage.COMPLETE, None
                 plan = payload.get("plan") if isinstance(payload, dict) else None
                 yield from self._note("PlanCutoverDone", f"failed over and committed with recovery plan {plan}")
+        if self.plan_failed_event.is_completed:
+            payload = _event_payload(self.plan_failed_event.result)
+            self.plan_failed_event = self._wait_for(names.EVENT_PLAN_CUTOVER_FAILED)
+            if self.state.stage in (Stage.AWAIT_CUTOVER, Stage.FAILOVER):
+                # The wave's plan failed and released this member: resume from ASR's own state (a member
+                # that failed over commits alone; one that did not waits for its next cutover).
+                self.state.stage, self.state.job_id, self.state.cutover = Stage.MONITOR, None, None
+                detail = payload if isinstance(payload, dict) else {}
+                yield from self._note(
+                    "PlanCutoverFailed",
+                    f"recovery plan {detail.get('plan')} failed ({detail.get('reason') or 'no reason'}); "
+                    "resuming from ASR's state",
+                )
         if self.approve_event.is_completed:
             self.approve_event = self._wait_for(names.EVENT_APPROVED)
             if not self.state.approved:
@@ -311,7 +325,8 @@ class InstanceMigration:
         Every event is waited for at every sleep, so a late duplicate is seen and recorded as ignored.
         """
         timer = self.context.create_timer(until)
-        waiting = [timer, self.cancel_event, self.approve_event, self.failover_event, self.plan_done_event]
+        waiting = [timer, self.cancel_event, self.approve_event, self.failover_event, self.plan_done_event,
+                   self.plan_failed_event]  # fmt: skip
         winner = yield self.context.task_any(waiting)
         if winner is timer:
             return False

@@ -92,7 +92,10 @@ class WaveMigration:
             if failed:
                 detail = outcome.error.message if outcome.error else "; ".join(outcome.value.get("errors") or [])
                 reason = f"recovery plan {spec.name}: {operation.removeprefix('start_plan_')} failed: {detail}"
-                yield from self._step("fail_plan", {"plan": plan, "reason": reason})
+                yield from self._step("release_plan", {"plan": plan, "reason": reason})
+                yield self.context.call_activity_with_retry(
+                    "notify_plan_members", CRASH_RETRY, {"plan": plan, "failed": True, "reason": reason}
+                )
                 return {"plan": spec.name, "members": len(spec.members), "outcome": "Failed", "reason": reason}
         yield self.context.call_activity_with_retry("notify_plan_members", CRASH_RETRY, {"plan": plan})
         return {"plan": spec.name, "members": len(spec.members), "outcome": "Committed"}
@@ -121,10 +124,10 @@ def start_plan_commit(payload: dict[str, Any]) -> dict[str, Any]:
     return capture(lambda: {"job_id": _wave_cutover().start_plan_commit(spec)})
 
 
-@bp.activity_trigger(input_name="payload", activity="fail_plan")
-def fail_plan(payload: dict[str, Any]) -> dict[str, Any]:
+@bp.activity_trigger(input_name="payload", activity="release_plan")
+def release_plan(payload: dict[str, Any]) -> dict[str, Any]:
     spec = RecoveryPlanSpec.model_validate(payload["plan"])
-    return capture(lambda: _wave_cutover().fail_plan(spec, payload["reason"]))
+    return capture(lambda: _wave_cutover().release_plan(spec, payload["reason"]))
 
 
 @bp.activity_trigger(input_name="payload", activity="get_wave_job")
@@ -136,8 +139,10 @@ def get_wave_job(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.durable_client_input(client_name="client")
 async def notify_plan_members(payload: dict[str, Any], client: df.DurableOrchestrationClient) -> int:
     spec = RecoveryPlanSpec.model_validate(payload["plan"])
+    event = names.EVENT_PLAN_CUTOVER_FAILED if payload.get("failed") else names.EVENT_PLAN_CUTOVER_DONE
+    data = {"plan": spec.name, "reason": payload.get("reason", "")}
     for member in spec.members:
-        await client.raise_event(member.migration_id, names.EVENT_PLAN_CUTOVER_DONE, {"plan": spec.name})
+        await client.raise_event(member.migration_id, event, data)
     return len(spec.members)
 
 

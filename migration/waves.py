@@ -13,13 +13,14 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
-from migration.errors import PreconditionFailed
+from migration.errors import NotFound, PreconditionFailed
 from migration.phases import Phase, ensure_transition
 from migration.ports import AsrGateway, Clock, MigrationStore
 from migration.records import MigrationEvent, MigrationRecord
 
 logger = logging.getLogger("aws2azure.waves")
 RECOVERY_PLAN_LIMIT = 100
+UNPLANNED_FAILOVER = "UnplannedFailover"
 READY_PHASES = frozenset({Phase.AWAITING_CUTOVER})
 SAVE_ATTEMPTS = 8
 
@@ -90,6 +91,20 @@ class WaveCutover:
         self.store.append_event(MigrationEvent(migration_id=record.migration_id, at=self.clock.now(), kind=kind,
                                                phase=record.phase, message=message, details=details))  # fmt: skip
 
+    def _not_failover_ready(self, item: str) -> str | None:
+        """Why ASR would refuse to fail ``item`` over now, or None when it would accept it.
+
+        One member that ASR no longer has (deleted out of band) or cannot fail over would fail the whole
+        recovery plan, and with it every other member's cutover: such a member stays out."""
+        try:
+            state = self.asr.get_replication_state(item)
+        except NotFound:
+            return f"ASR has no replicated item {item} any more (deleted outside aws2azure?)"
+        if UNPLANNED_FAILOVER not in state.allowed_operations:
+            offered = ", ".join(sorted(state.allowed_operations)) or "none"
+            return f"ASR does not offer failover for {item} now (allowed operations: {offered})"
+        return None
+
     def claim(self, wave: str) -> WavePlan:
         """Choose the members to cut over and mark them as the wave's; idempotent (a rerun keeps claims)."""
         ready: list[PlanMember] = []
@@ -98,9 +113,14 @@ class WaveCutover:
             claimed = record.cutover_plan is not None
             eligible = record.phase in READY_PHASES and record.failover_requested_at is None
             if record.protected_item_name and (claimed or eligible):
-                ready.append(
-                    PlanMember(migration_id=record.migration_id, protected_item_name=record.protected_item_name)
-                )
+                refusal = None if claimed else self._not_failover_ready(record.protected_item_name)
+                if refusal is None:
+                    ready.append(
+                        PlanMember(migration_id=record.migration_id, protected_item_name=record.protected_item_name)
+                    )
+                    continue
+                left_out.append(LeftOut(migration_id=record.migration_id, phase=record.phase, reason=refusal))
+                self._log(record, "LeftOutOfWave", f"not cut over with wave {wave}: {refusal}")
             elif record.phase not in (Phase.MIGRATED, Phase.CANCELLED):
                 why = record.reason or f"not ready for cutover ({record.phase.value})"
                 left_out.append(LeftOut(migration_id=record.migration_id, phase=record.phase, reason=why))
@@ -138,10 +158,26 @@ class WaveCutover:
             self._log(moved, "AsrJobStarted", f"recovery plan {plan.name} commit", job_id=job_id)
         return job_id
 
-    def fail_plan(self, plan: RecoveryPlanSpec, reason: str) -> None:
+    def release_plan(self, plan: RecoveryPlanSpec, reason: str) -> list[str]:
+        """A plan failed: its members leave it, Failed with ASR's reason, and each orchestration is told.
+
+        Each member then resumes from what ASR says of its own item: one that did fail over goes on to
+        commit alone; one that did not waits for its next cutover. Nobody waits for a plan that is over.
+        Returns the members released (all of them; a rerun releases none twice)."""
+        released: list[str] = []
         for member in plan.members:
-            record = self._update(member.migration_id, phase=Phase.FAILED, reason=reason)
-            self._log(record, "PhaseChanged", f"-> Failed: {reason}")
+            record = self.store.get(member.migration_id)
+            if record.cutover_plan == plan.name:
+                # The plan's failover request is spent. Where ASR still offers failover (the item did not
+                # fail over), a later cutover is a new request, not a repeat of this one.
+                retryable = self._not_failover_ready(member.protected_item_name) is None
+                requested_at = None if retryable else record.failover_requested_at
+                record = self._update(member.migration_id, phase=Phase.FAILED, reason=reason, cutover_plan=None,
+                                      failover_requested_at=requested_at)  # fmt: skip
+                self._log(record, "PhaseChanged", f"-> Failed: {reason}")
+                self._log(record, "ReleasedFromPlan", f"left recovery plan {plan.name}; resuming from ASR's state")
+            released.append(member.migration_id)
+        return released
 
     def get_job_state(self, job_id: str) -> dict[str, object]:
         job = self.asr.get_job(job_id)

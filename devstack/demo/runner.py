@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from collections import Counter
@@ -34,7 +35,7 @@ from devstack.aws_local import SCHEDULER_GROUP, LocalLambdaContext, provision
 from devstack.clock import FileClock, clock_environment
 from devstack.demo.fleet import DemoInstance, build_fleet, tag_change_event
 from devstack.launcher import Stack
-from devstack.settings import StackSettings
+from devstack.settings import StackSettings, state_dir
 from migration import tags as tag_keys
 
 if TYPE_CHECKING:
@@ -79,6 +80,17 @@ def apply_faults(sim: SimulatorControl, profile: FaultProfile, fleet: list[DemoI
     )
 
 
+def demo_stack_root(options: DemoOptions) -> tuple[Path, bool]:
+    """Where this run's stack lives, and whether to remove it afterwards.
+
+    A kept stack (``--keep``) lives in the usual state folder, where ``aws2azure status`` finds it; any
+    other run gets a folder of its own, so runs never share data and a kept stack is never disturbed."""
+    if options.keep or options.state_dir is not None:
+        return (options.state_dir or state_dir()).resolve(), False
+    run = f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+    return (state_dir() / "runs" / run).resolve(), True
+
+
 class AwsSide:
     """The Lambdas, invoked in-process with their real settings and a Lambda context.
 
@@ -112,22 +124,33 @@ class Demo:
     def __init__(self, options: DemoOptions, console: Console) -> None:
         self.options = options
         self.console = console
-        self.stack = Stack(options.state_dir)
+        self.stack_root, self.remove_after = demo_stack_root(options)
+        self.stack = Stack(self.stack_root)
         self.fired_schedules: set[str] = set()
         self.wave_b_cut = False
         self.tag_versions: Counter[str] = Counter()
 
     def run(self) -> DemoResult:
         started = time.monotonic()
+        # Every run starts from nothing: Azurite's data or a clock left by an earlier run would mix old
+        # migrations (whose ASR items died with that run's simulator) into this one.
+        self.stack.reset()
         self.console.print("starting the local stack (Azurite, moto, ASR simulator, Functions host)...")
         settings = self.stack.up()
+        succeeded = False
         try:
-            return self._run(settings, started)
+            result = self._run(settings, started)
+            succeeded = not result.unexpected
+            return result
         finally:
-            if not self.options.keep:
-                self.stack.down(quiet=True)
-            else:
+            if self.options.keep:
                 self.console.print(f"stack left running; settings in {self.stack.settings_path}")
+            else:
+                self.stack.down(quiet=True)
+                if self.remove_after and succeeded:
+                    shutil.rmtree(self.stack_root, ignore_errors=True)
+                elif self.remove_after:
+                    self.console.print(f"this run's state and logs are kept for a look: {self.stack_root}")
 
     def _run(self, settings: StackSettings, started: float) -> DemoResult:
         if settings.moto is None or settings.asr is None or settings.host is None or settings.azurite is None:

@@ -374,6 +374,35 @@ def test_a_member_claimed_by_its_wave_waits_for_the_plan_and_then_completes() ->
     assert replay.output["outcome"] == "Migrated"
 
 
+def test_a_member_whose_plan_failed_is_told_and_cuts_over_alone_when_asked_again() -> None:
+    """A failed plan releases its members: each resumes from ASR's state instead of waiting forever."""
+    message = "cut over with its wave in recovery plan p1"
+    claimed = {"ok": False, "value": {}, "error": {"kind": "precondition", "code": "ClaimedByWave", "message": message}}
+    world = World(overrides={"start_failover": [claimed]})
+    replay = Replay(HANDLE, request(), START)
+    first = raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED, failover_event())
+    released = {"plan": "p1", "reason": "28031: a VM failed"}
+    plan_failed = raise_when(lambda r: any(k == "FailoverDeferred" for k, _ in world.notes),
+                             names.EVENT_PLAN_CUTOVER_FAILED, released)  # fmt: skip
+    # After the release the member is back awaiting its cutover; the operator asks again.
+    second = raise_when(lambda r: any(k == "PlanCutoverFailed" for k, _ in world.notes) and awaiting(world)(r),
+                        names.EVENT_FAILOVER_REQUESTED, failover_event())  # fmt: skip
+
+    def events(r: Replay) -> None:
+        first(r)
+        plan_failed(r)
+        second(r)
+
+    replay.run(world, before_episode=events)
+    notes = [kind for kind, _ in world.notes]
+    assert "PlanCutoverFailed" in notes
+    assert any("28031" in text for kind, text in world.notes if kind == "PlanCutoverFailed")
+    made = calls(replay)
+    assert made["start_failover"] == 2  # the refused (claimed) attempt, then its own failover
+    assert made["start_commit"] == 1
+    assert replay.output["outcome"] == "Migrated"
+
+
 def test_an_event_payload_sent_as_json_text_is_understood() -> None:
     """The Python Durable client double-encodes event data; the orchestrator decodes it."""
     world = World()
@@ -393,6 +422,7 @@ def test_the_poll_floor_comes_from_the_settings_the_orchestration_started_with()
         "STATE_STORAGE": "UseDevelopmentStorage=true", "ASR_SUBSCRIPTION_ID": "s", "ASR_RESOURCE_GROUP": "rg",
         "ASR_VAULT_NAME": "v", "TARGET_RESOURCE_GROUP_ID": "t", "TARGET_NETWORK_ID": "n",
         "TARGET_DEFAULT_SUBNET": "s", "POLL_FLOOR_SECONDS": "60", "APPROVAL_REQUIRED_WAVES": "w1, w2",
+        "ASR_CACHE_STORAGE_ACCOUNT_ID": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/c",  # noqa: E501
     })  # fmt: skip
     data = MigrationRequestedData.model_validate(request()["request"] | {"wave": "w2"})
     state = initial_state(data, settings)

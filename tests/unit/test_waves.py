@@ -73,15 +73,57 @@ def test_a_plan_fails_over_once_and_its_members_cannot_fail_over_alone() -> None
     assert {store.get(m.migration_id).phase for m in spec.members} == {Phase.COMMITTING}
 
 
-def test_a_failed_plan_fails_its_members_with_the_reason() -> None:
+def test_a_failed_plan_releases_its_members_with_the_reason() -> None:
     store, asr, clock, _ = build_wave(2)
     wave = WaveCutover(store, asr, clock)
     spec = wave.claim("w1").plans[0]
     wave.start_plan_failover(spec)
-    wave.fail_plan(spec, "recovery plan failover failed: 28031")
-    assert {(r.phase, r.reason) for r in store.records.values()} == {
-        (Phase.FAILED, "recovery plan failover failed: 28031")
-    }
+    released = wave.release_plan(spec, "recovery plan failover failed: 28031")
+    assert sorted(released) == sorted(m.migration_id for m in spec.members)
+    records = list(store.records.values())
+    assert {(r.phase, r.reason) for r in records} == {(Phase.FAILED, "recovery plan failover failed: 28031")}
+    # Out of the plan, and (ASR still offers failover: nothing failed over) free to be cut over again.
+    assert {(r.cutover_plan, r.failover_requested_at) for r in records} == {(None, None)}
+    assert wave.release_plan(spec, "again") == released  # a rerun changes nothing
+    assert {r.reason for r in store.records.values()} == {"recovery plan failover failed: 28031"}
+
+
+def test_a_member_that_failed_over_keeps_its_failover_mark_when_released() -> None:
+    store, asr, clock, _ = build_wave(2)
+    wave = WaveCutover(store, asr, clock)
+    spec = wave.claim("w1").plans[0]
+    wave.start_plan_failover(spec)
+    failed_over = spec.members[0]
+    asr._set(failed_over.protected_item_name, allowed_operations=frozenset({"Commit", "CompleteMigration"}))
+    wave.release_plan(spec, "recovery plan commit failed")
+    assert store.get(failed_over.migration_id).failover_requested_at is not None
+    assert store.get(spec.members[1].migration_id).failover_requested_at is None
+
+
+def test_a_member_asr_no_longer_has_is_left_out_and_the_others_are_planned() -> None:
+    store, asr, clock, _ = build_wave(4)
+    gone = sorted(store.records.values(), key=lambda r: r.migration_id)[1]
+    assert gone.protected_item_name is not None
+    del asr.items[gone.protected_item_name]  # deleted from the vault out of band
+    plan = WaveCutover(store, asr, clock).claim("w1")
+    assert [len(p.members) for p in plan.plans] == [3]
+    assert gone.migration_id not in {m.migration_id for m in plan.plans[0].members}
+    [left] = plan.left_out
+    assert left.migration_id == gone.migration_id
+    assert "no replicated item" in left.reason
+    assert store.get(gone.migration_id).cutover_plan is None
+    assert "LeftOutOfWave" in [e.kind for e in store.list_events(gone.migration_id)]
+
+
+def test_a_member_asr_cannot_fail_over_now_is_left_out_with_the_operations_it_offers() -> None:
+    store, asr, clock, _ = build_wave(2)
+    busy = sorted(store.records.values(), key=lambda r: r.migration_id)[0]
+    assert busy.protected_item_name is not None
+    asr._set(busy.protected_item_name, allowed_operations=frozenset({"DisableProtection"}))
+    plan = WaveCutover(store, asr, clock).claim("w1")
+    [left] = plan.left_out
+    assert left.migration_id == busy.migration_id
+    assert "allowed operations: DisableProtection" in left.reason
 
 
 WAVE_HANDLE = orchestrator_handle(bp, names.MIGRATE_WAVE)
@@ -127,7 +169,7 @@ def wave_answers(plans: list[dict[str, Any]], failing: set[str] | None = None) -
                     "errors": ["28031: a VM failed to start"] if failed else [],
                 },
             }
-        if activity.name in ("notify_plan_members", "fail_plan"):
+        if activity.name in ("notify_plan_members", "release_plan"):
             return 1 if activity.name == "notify_plan_members" else {"ok": True, "value": {}}
         raise AssertionError(activity.name)
 
@@ -154,5 +196,7 @@ def test_a_failed_plan_is_reported_and_the_next_plan_still_runs() -> None:
     assert [p["outcome"] for p in output["plans"]] == ["Failed", "Committed"]
     assert "28031" in output["plans"][0]["reason"]
     names_called = [name for name, _ in replay.calls]
-    assert names_called.count("fail_plan") == 1
-    assert names_called.count("notify_plan_members") == 1
+    assert names_called.count("release_plan") == 1
+    # p0's members are told their plan failed, p1's that it was done: every member hears.
+    notified = [payload for name, payload in replay.calls if name == "notify_plan_members"]
+    assert [(n["plan"]["name"], n.get("failed", False)) for n in notified] == [("p0", True), ("p1", False)]
