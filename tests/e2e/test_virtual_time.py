@@ -7,6 +7,7 @@ as work: otherwise time crawls, and whether a test passes depends on how fast th
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -66,7 +67,7 @@ def test_a_client_reading_in_a_tight_loop_does_not_slow_virtual_progress(stack: 
         send_event(queue, "MigrationRequested", instance, {"private_ip": f"10.71.0.{n + 10}", "os_family": "linux",
                                                            "request_id": f"r-vt-{n}"})  # fmt: skip
     for instance in instances:
-        wait_for(lambda instance=instance: _replicating(api, instance), timeout=300, what="Replicating")
+        wait_for(functools.partial(_replicating, api, instance), timeout=300, what=f"{instance} Replicating")
 
     reading, stop = threading.Event(), threading.Event()
     reads = [0]
