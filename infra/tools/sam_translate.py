@@ -75,37 +75,41 @@ def _package_code_uris(document: dict[str, Any]) -> None:
 SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-def physical_ids(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, dict[str, str]]:
+def physical_ids(
+    template: dict[str, Any], parameters: dict[str, str], pseudo: dict[str, str] | None = None
+) -> dict[str, dict[str, str]]:
     """Made-up but well-formed Ref and GetAtt values for each resource, as CloudFormation would return them."""
-    prefix = f"arn:{PARTITION}"
-    where = f"{REGION}:{ACCOUNT_ID}"
+    known = pseudo_parameters() | (pseudo or {})
+    region, account_id = known["AWS::Region"], known["AWS::AccountId"]
+    prefix = f"arn:{known['AWS::Partition']}"
+    where = f"{region}:{account_id}"
     values: dict[str, dict[str, str]] = {}
     for logical_id, resource in template.get("Resources", {}).items():
         kind = resource.get("Type")
         properties = resource.get("Properties") or {}
-        name = f"{STACK_NAME}-{logical_id}"
+        name = f"{known['AWS::StackName']}-{logical_id}"
         if kind == "AWS::IAM::Role":
-            arn = f"{prefix}:iam::{ACCOUNT_ID}:role/{name}"
+            arn = f"{prefix}:iam::{account_id}:role/{name}"
             values[logical_id] = {"Ref": name, "Arn": arn}
         elif kind == "AWS::Lambda::Function":
-            function_name = resolve(properties.get("FunctionName", name), template, parameters, values)
+            function_name = resolve(properties.get("FunctionName", name), template, parameters, values, pseudo)
             arn = f"{prefix}:lambda:{where}:function:{function_name}"
             values[logical_id] = {"Ref": function_name, "Arn": arn}
         elif kind == "AWS::SQS::Queue":
             arn = f"{prefix}:sqs:{where}:{name}"
-            url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{name}"
+            url = f"https://sqs.{region}.amazonaws.com/{account_id}/{name}"
             values[logical_id] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
         elif kind == "AWS::DynamoDB::Table":
             values[logical_id] = {"Ref": name, "Arn": f"{prefix}:dynamodb:{where}:table/{name}"}
         elif kind == "AWS::SecretsManager::Secret":
-            secret_name = resolve(properties.get("Name", name), template, parameters, values)
+            secret_name = resolve(properties.get("Name", name), template, parameters, values, pseudo)
             arn = f"{prefix}:secretsmanager:{where}:secret:{secret_name}-AbCdEf"
             values[logical_id] = {"Ref": arn, "Id": arn}
         elif kind == "AWS::Scheduler::ScheduleGroup":
-            group = resolve(properties.get("Name", name), template, parameters, values)
+            group = resolve(properties.get("Name", name), template, parameters, values, pseudo)
             values[logical_id] = {"Ref": group, "Arn": f"{prefix}:scheduler:{where}:schedule-group/{group}"}
         elif kind == "AWS::Logs::LogGroup":
-            group = resolve(properties.get("LogGroupName", name), template, parameters, values)
+            group = resolve(properties.get("LogGroupName", name), template, parameters, values, pseudo)
             values[logical_id] = {"Ref": group, "Arn": f"{prefix}:logs:{where}:log-group:{group}:*"}
         elif kind == "AWS::Events::Rule":
             values[logical_id] = {"Ref": name, "Arn": f"{prefix}:events:{where}:rule/{name}"}
@@ -129,10 +133,11 @@ def resolve(
     template: dict[str, Any],
     parameters: dict[str, str],
     ids: dict[str, dict[str, str]] | None = None,
+    pseudo: dict[str, str] | None = None,
 ) -> Any:
     """value with Ref, GetAtt, Sub, Join and If replaced by concrete values (parameters, then defaults)."""
-    ids = ids if ids is not None else physical_ids(template, parameters)
-    known: dict[str, str] = {**pseudo_parameters()}
+    ids = ids if ids is not None else physical_ids(template, parameters, pseudo)
+    known: dict[str, str] = pseudo_parameters() | (pseudo or {})
     for name, spec in (template.get("Parameters") or {}).items():
         known[name] = str(parameters.get(name, spec.get("Default", "")))
 

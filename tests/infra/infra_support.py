@@ -94,3 +94,20 @@ def object_keys(value: Any) -> set[str]:
         operands = value["operator"].get("operands", {})
         return set().union(*(object_keys(arg) for name, arg in operands.items() if name != "condition"))
     return set(value)
+
+
+SAM_TRANSLATE_TOOL = REPO_ROOT / "infra" / "tools" / "sam_translate.py"
+
+
+@functools.cache
+def translated_sam_template() -> dict[str, Any]:
+    """infra/aws/template.yaml after the SAM transform (aws-sam-translator runs in .venv-infra only)."""
+    completed = subprocess.run(
+        [str(INFRA_VENV_PYTHON), str(SAM_TRANSLATE_TOOL), str(SAM_TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT_SECONDS,
+        check=True,
+    )
+    translated: dict[str, Any] = json.loads(completed.stdout)
+    return translated

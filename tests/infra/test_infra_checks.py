@@ -316,11 +316,14 @@ def test_lambda_permission_without_source_arn_fails_the_iam_step(sam_copy: Path)
     assert "OpenPermission: lets events.amazonaws.com invoke the function without a SourceArn" in result.stdout
 
 
+INTAKE_TAG_KEYS = '["aws2azure:status", "aws2azure:reason", "aws2azure:updated-at", "aws2azure:agent"]'
+
+
 @pytest.mark.parametrize(
     ("new", "message"),
     [
         pytest.param(
-            '["aws2azure:status", "aws2azure:reason", "aws2azure:updated-at", "aws2azure:migrate"]',
+            INTAKE_TAG_KEYS.replace("]", ', "aws2azure:migrate"]'),
             "may write 'aws2azure:migrate', which is not a tag aws2azure writes",
             id="request-tag-in-the-allowlist",
         ),
@@ -328,10 +331,7 @@ def test_lambda_permission_without_source_arn_fails_the_iam_step(sam_copy: Path)
     ],
 )
 def test_tag_key_outside_the_status_keys_fails_the_iam_step(sam_copy: Path, new: str, message: str) -> None:
-    text = sam_copy.read_text()
-    old = '["aws2azure:status", "aws2azure:reason", "aws2azure:updated-at"]'
-    assert text.count(old) == 2, "intake and cutover should share this allowlist; the test needs updating"
-    sam_copy.write_text(text.replace(old, new, 1))  # intake's
+    replace_once(sam_copy, INTAKE_TAG_KEYS, new)
 
     result = run_check("--only", "iam", "--sam", str(sam_copy))
 
@@ -345,7 +345,7 @@ def test_tag_keys_by_pattern_fail_the_iam_step(sam_copy: Path) -> None:
     old = (
         "                  ForAllValues:StringEquals:\n"
         '                    aws:TagKeys: ["aws2azure:status", "aws2azure:progress", "aws2azure:reason", '
-        '"aws2azure:updated-at"]\n'
+        '"aws2azure:updated-at", "aws2azure:agent"]\n'
     )
     replace_once(
         sam_copy, old, '                  ForAllValues:StringLike:\n                    aws:TagKeys: ["aws2azure:*"]\n'
