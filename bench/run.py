@@ -27,9 +27,8 @@ from functions import names
 from functions.adapters.table_store import TableStore
 from functions.orchestrations import bp as orchestrations
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase, WorkflowState
 from migration.records import MigrationRecord
-from migration.workflow import WorkflowState
 from tests.e2e.support import ACCOUNT, REGION
 
 RESULTS = REPO_ROOT / "bench" / "results.json"

@@ -1,4 +1,4 @@
-"""Activity functions: thin wrappers that run one migration step and return its Outcome."""
+"""Activity functions: thin wrappers that parse their contract's input, run one step, answer an Outcome."""
 
 from __future__ import annotations
 
@@ -7,71 +7,82 @@ from typing import Any
 import azure.durable_functions as df
 
 from functions.bootstrap import services
-from migration.events import MigrationRequestedData
-from migration.outcome import capture
-from migration.phases import Phase
+from migration import contracts as c
 
 bp = df.Blueprint()
 
 
-@bp.activity_trigger(input_name="request", activity="register")
-def register(request: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.register(MigrationRequestedData.model_validate(request)))
+@bp.activity_trigger(input_name="payload", activity=c.REGISTER.name)
+def register(payload: dict[str, Any]) -> dict[str, Any]:
+    return c.REGISTER.run(payload, services().steps.register)
 
 
-@bp.activity_trigger(input_name="payload", activity="start_replication")
+@bp.activity_trigger(input_name="payload", activity=c.START_REPLICATION.name)
 def start_replication(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.start_replication(payload["migration_id"]))
+    return c.START_REPLICATION.run(payload, lambda ref: services().steps.start_replication(ref.migration_id))
 
 
-@bp.activity_trigger(input_name="payload", activity="get_job")
+@bp.activity_trigger(input_name="payload", activity=c.GET_JOB.name)
 def get_job(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.get_job(payload["migration_id"], payload["job_id"]))
+    return c.GET_JOB.run(payload, lambda ref: services().steps.get_job(ref.migration_id, ref.job_id))
 
 
-@bp.activity_trigger(input_name="payload", activity="observe_replication")
+@bp.activity_trigger(input_name="payload", activity=c.OBSERVE_REPLICATION.name)
 def observe_replication(payload: dict[str, Any]) -> dict[str, Any]:
-    phase = Phase(payload.get("phase", Phase.REPLICATING.value))
-    return capture(lambda: services().steps.observe_replication(payload["migration_id"], phase=phase))
-
-
-@bp.activity_trigger(input_name="payload", activity="record_phase")
-def record_phase(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(
-        lambda: services().steps.record_phase(payload["migration_id"], Phase(payload["phase"]), payload["reason"])
+    return c.OBSERVE_REPLICATION.run(
+        payload, lambda req: services().steps.observe_replication(req.migration_id, phase=req.phase)
     )
 
 
-@bp.activity_trigger(input_name="payload", activity="log_event")
+@bp.activity_trigger(input_name="payload", activity=c.RECORD_PHASE.name)
+def record_phase(payload: dict[str, Any]) -> dict[str, Any]:
+    def record(entry: c.PhaseRecord) -> c.Done:
+        services().steps.record_phase(entry.migration_id, entry.phase, entry.reason)
+        return c.Done()
+
+    return c.RECORD_PHASE.run(payload, record)
+
+
+@bp.activity_trigger(input_name="payload", activity=c.LOG_EVENT.name)
 def log_event(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.note(payload["migration_id"], payload["kind"], payload["message"]))
+    def note(entry: c.AuditNote) -> c.Done:
+        services().steps.note(entry.migration_id, entry.kind, entry.message)
+        return c.Done()
+
+    return c.LOG_EVENT.run(payload, note)
 
 
-@bp.activity_trigger(input_name="payload", activity="start_test_failover")
+@bp.activity_trigger(input_name="payload", activity=c.START_TEST_FAILOVER.name)
 def start_test_failover(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.start_test_failover(payload["migration_id"]))
+    return c.START_TEST_FAILOVER.run(payload, lambda ref: services().steps.start_test_failover(ref.migration_id))
 
 
-@bp.activity_trigger(input_name="payload", activity="start_test_failover_cleanup")
+@bp.activity_trigger(input_name="payload", activity=c.START_TEST_FAILOVER_CLEANUP.name)
 def start_test_failover_cleanup(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.start_test_failover_cleanup(payload["migration_id"]))
+    return c.START_TEST_FAILOVER_CLEANUP.run(
+        payload, lambda ref: services().steps.start_test_failover_cleanup(ref.migration_id)
+    )
 
 
-@bp.activity_trigger(input_name="payload", activity="start_failover")
+@bp.activity_trigger(input_name="payload", activity=c.START_FAILOVER.name)
 def start_failover(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.start_failover(payload["migration_id"]))
+    return c.START_FAILOVER.run(payload, lambda ref: services().steps.start_failover(ref.migration_id))
 
 
-@bp.activity_trigger(input_name="payload", activity="start_commit")
+@bp.activity_trigger(input_name="payload", activity=c.START_COMMIT.name)
 def start_commit(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.start_commit(payload["migration_id"]))
+    return c.START_COMMIT.run(payload, lambda ref: services().steps.start_commit(ref.migration_id))
 
 
-@bp.activity_trigger(input_name="payload", activity="start_complete_migration")
+@bp.activity_trigger(input_name="payload", activity=c.START_COMPLETE_MIGRATION.name)
 def start_complete_migration(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.start_complete_migration(payload["migration_id"]))
+    return c.START_COMPLETE_MIGRATION.run(
+        payload, lambda ref: services().steps.start_complete_migration(ref.migration_id)
+    )
 
 
-@bp.activity_trigger(input_name="payload", activity="start_disable_replication")
+@bp.activity_trigger(input_name="payload", activity=c.START_DISABLE_REPLICATION.name)
 def start_disable_replication(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: services().steps.start_disable_replication(payload["migration_id"]))
+    return c.START_DISABLE_REPLICATION.run(
+        payload, lambda ref: services().steps.start_disable_replication(ref.migration_id)
+    )

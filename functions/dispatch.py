@@ -14,9 +14,9 @@ from functions.settings import FunctionSettings
 from migration.errors import NotFound, TransientCloudError
 from migration.events import CancelRequested, FailoverRequested, MigrationRequested, MigrationRequestedData
 from migration.intake import IntakeAction, IntakeDecision, decide
+from migration.lifecycle import WorkflowState
 from migration.ports import MigrationStore
 from migration.records import MigrationEvent
-from migration.workflow import WorkflowState
 
 logger = logging.getLogger("aws2azure.dispatch")
 

@@ -11,7 +11,7 @@ import azure.functions as func
 from functions import names
 from functions.bootstrap import services
 from functions.dispatch import initial_state, runtime_status
-from migration.phases import TERMINAL_PHASES
+from migration.lifecycle import TERMINAL_PHASES
 from migration.reconcile import Verdict, assess, request_from_record
 from migration.records import MigrationEvent
 

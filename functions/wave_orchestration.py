@@ -13,19 +13,22 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions import names
 from functions.bootstrap import services
 from functions.dispatch import runtime_status
-from migration.outcome import Outcome, capture
+from functions.step_runner import Task, run_step
+from migration import contracts as c
+from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, describe
+from migration.outcome import Outcome
+from migration.ports import AsrJob
 from migration.tags import WAVE_PATTERN
 from migration.waves import RecoveryPlanSpec, WaveCutover, WavePlan
 
 bp = df.Blueprint()
-CRASH_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=3)
+# A recovery plan's jobs are watched at this interval (the instance path's floor).
 JOB_POLL = timedelta(minutes=5)
-MAX_STEP_ATTEMPTS = 8
-Task = Any
 
 
 def _wave_cutover() -> WaveCutover:
@@ -36,69 +39,70 @@ def _wave_cutover() -> WaveCutover:
 class WaveMigration:
     def __init__(self, context: df.DurableOrchestrationContext) -> None:
         self.context = context
-        state: dict[str, Any] = context.get_input()
-        self.wave: str = state["wave"]
-        self.plan = WavePlan.model_validate(state["plan"]) if state.get("plan") else None
-        self.index: int = state.get("index", 0)
-        self.results: list[dict[str, Any]] = state.get("results", [])
+        self.state = WaveState.model_validate(context.get_input())
 
     @property
     def now(self) -> datetime:
         now: datetime = self.context.current_utc_datetime
         return now
 
-    def _step(self, activity: str, payload: dict[str, Any]) -> Generator[Task, Any, Outcome]:
-        outcome = Outcome(ok=False)
-        for attempt in range(MAX_STEP_ATTEMPTS):
-            raw = yield self.context.call_activity_with_retry(activity, CRASH_RETRY, payload, expected_type=dict)
-            outcome = Outcome.model_validate(raw)
-            if outcome.ok or outcome.error is None or not outcome.error.retryable:
-                return outcome
-            wait = outcome.error.retry_after_seconds or 30 * 2**attempt
-            yield self.context.create_timer(self.now + timedelta(seconds=wait))
-        return outcome
-
-    def _watch(self, job_id: str) -> Generator[Task, Any, Outcome]:
+    def _watch(self, job_id: str) -> Generator[Task, Any, Outcome[AsrJob]]:
         while True:
             yield self.context.create_timer(self.now + JOB_POLL)
-            outcome = yield from self._step("get_wave_job", {"job_id": job_id})
-            if not outcome.ok or outcome.value["finished"]:
+            outcome = yield from run_step(self.context, c.GET_WAVE_JOB, c.AsrJobRef(job_id=job_id))
+            if outcome.value is None or outcome.value.finished:
                 return outcome
 
     def run(self) -> Generator[Task, Any, dict[str, Any]]:
-        if self.plan is None:
-            claimed = yield from self._step("claim_wave", {"wave": self.wave})
-            if not claimed.ok:
-                return {"wave": self.wave, "error": claimed.error.message if claimed.error else "claim failed"}
-            self.plan = WavePlan.model_validate(claimed.value)
-        if self.index < len(self.plan.plans):
-            spec = self.plan.plans[self.index]
-            self.results.append((yield from self._cut_over(spec)))
-            self.context.continue_as_new({"wave": self.wave, "plan": self.plan.model_dump(mode="json"),
-                                          "index": self.index + 1, "results": self.results})  # fmt: skip
-            return {"wave": self.wave, "continued": True}
+        state = self.state
+        if state.plan is None:
+            claimed = yield from run_step(self.context, c.CLAIM_WAVE, c.WaveRef(wave=state.wave))
+            if claimed.value is None:
+                return {"wave": state.wave, "error": describe(claimed.error)}
+            state.plan = claimed.value
+        if state.index < len(state.plan.plans):
+            spec = state.plan.plans[state.index]
+            state.results.append((yield from self._cut_over(spec)))
+            state.index += 1
+            self.context.continue_as_new(state.model_dump(mode="json"))
+            return {"wave": state.wave, "continued": True}
         return {
-            "wave": self.wave,
-            "plans": self.results,
-            "left_out": [member.model_dump(mode="json") for member in self.plan.left_out],
+            "wave": state.wave,
+            "plans": state.results,
+            "left_out": [member.model_dump(mode="json") for member in state.plan.left_out],
         }
 
     def _cut_over(self, spec: RecoveryPlanSpec) -> Generator[Task, Any, dict[str, Any]]:
-        plan = spec.model_dump(mode="json")
-        for operation in ("start_plan_failover", "start_plan_commit"):
-            started = yield from self._step(operation, {"plan": plan})
-            outcome = started if not started.ok else (yield from self._watch(started.value["job_id"]))
-            failed = not outcome.ok or outcome.value.get("state") != "Succeeded"
-            if failed:
-                detail = outcome.error.message if outcome.error else "; ".join(outcome.value.get("errors") or [])
-                reason = f"recovery plan {spec.name}: {operation.removeprefix('start_plan_')} failed: {detail}"
-                yield from self._step("release_plan", {"plan": plan, "reason": reason})
-                yield self.context.call_activity_with_retry(
-                    "notify_plan_members", CRASH_RETRY, {"plan": plan, "failed": True, "reason": reason}
-                )
-                return {"plan": spec.name, "members": len(spec.members), "outcome": "Failed", "reason": reason}
-        yield self.context.call_activity_with_retry("notify_plan_members", CRASH_RETRY, {"plan": plan})
+        plan = c.PlanRef(plan=spec)
+        for operation, activity in (("failover", c.START_PLAN_FAILOVER), ("commit", c.START_PLAN_COMMIT)):
+            started = yield from run_step(self.context, activity, plan)
+            if started.value is None:
+                detail = describe(started.error)
+            else:
+                watched = yield from self._watch(started.value.job_id)
+                job = watched.value
+                if job is not None and job.state == "Succeeded":
+                    continue
+                detail = describe(watched.error) if job is None else "; ".join(job.errors) or job.note or job.state
+            reason = f"recovery plan {spec.name}: {operation} failed: {detail}"
+            yield from run_step(self.context, c.RELEASE_PLAN, c.PlanRelease(plan=spec, reason=reason))
+            yield from run_step(
+                self.context, c.NOTIFY_PLAN_MEMBERS, c.PlanNotice(plan=spec, failed=True, reason=reason)
+            )
+            return {"plan": spec.name, "members": len(spec.members), "outcome": "Failed", "reason": reason}
+        yield from run_step(self.context, c.NOTIFY_PLAN_MEMBERS, c.PlanNotice(plan=spec))
         return {"plan": spec.name, "members": len(spec.members), "outcome": "Committed"}
+
+
+class WaveState(BaseModel):
+    """What migrate_wave carries across continue_as_new: one recovery plan per execution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wave: str
+    plan: WavePlan | None = None
+    index: int = 0
+    results: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.MIGRATE_WAVE, input_type=dict)
@@ -107,43 +111,44 @@ def migrate_wave(context: df.DurableOrchestrationContext) -> Generator[Task, Any
     return result
 
 
-@bp.activity_trigger(input_name="payload", activity="claim_wave")
+@bp.activity_trigger(input_name="payload", activity=c.CLAIM_WAVE.name)
 def claim_wave(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: _wave_cutover().claim(payload["wave"]))
+    return c.CLAIM_WAVE.run(payload, lambda ref: _wave_cutover().claim(ref.wave))
 
 
-@bp.activity_trigger(input_name="payload", activity="start_plan_failover")
+@bp.activity_trigger(input_name="payload", activity=c.START_PLAN_FAILOVER.name)
 def start_plan_failover(payload: dict[str, Any]) -> dict[str, Any]:
-    spec = RecoveryPlanSpec.model_validate(payload["plan"])
-    return capture(lambda: {"job_id": _wave_cutover().start_plan_failover(spec)})
+    return c.START_PLAN_FAILOVER.run(
+        payload, lambda ref: c.PlanJob(job_id=_wave_cutover().start_plan_failover(ref.plan))
+    )
 
 
-@bp.activity_trigger(input_name="payload", activity="start_plan_commit")
+@bp.activity_trigger(input_name="payload", activity=c.START_PLAN_COMMIT.name)
 def start_plan_commit(payload: dict[str, Any]) -> dict[str, Any]:
-    spec = RecoveryPlanSpec.model_validate(payload["plan"])
-    return capture(lambda: {"job_id": _wave_cutover().start_plan_commit(spec)})
+    return c.START_PLAN_COMMIT.run(payload, lambda ref: c.PlanJob(job_id=_wave_cutover().start_plan_commit(ref.plan)))
 
 
-@bp.activity_trigger(input_name="payload", activity="release_plan")
+@bp.activity_trigger(input_name="payload", activity=c.RELEASE_PLAN.name)
 def release_plan(payload: dict[str, Any]) -> dict[str, Any]:
-    spec = RecoveryPlanSpec.model_validate(payload["plan"])
-    return capture(lambda: _wave_cutover().release_plan(spec, payload["reason"]))
+    return c.RELEASE_PLAN.run(
+        payload, lambda release: c.Released(members=_wave_cutover().release_plan(release.plan, release.reason))
+    )
 
 
-@bp.activity_trigger(input_name="payload", activity="get_wave_job")
+@bp.activity_trigger(input_name="payload", activity=c.GET_WAVE_JOB.name)
 def get_wave_job(payload: dict[str, Any]) -> dict[str, Any]:
-    return capture(lambda: _wave_cutover().get_job_state(payload["job_id"]))
+    return c.GET_WAVE_JOB.run(payload, lambda ref: _wave_cutover().get_job(ref.job_id))
 
 
-@bp.activity_trigger(input_name="payload", activity="notify_plan_members")
+@bp.activity_trigger(input_name="payload", activity=c.NOTIFY_PLAN_MEMBERS.name)
 @bp.durable_client_input(client_name="client")
-async def notify_plan_members(payload: dict[str, Any], client: df.DurableOrchestrationClient) -> int:
-    spec = RecoveryPlanSpec.model_validate(payload["plan"])
-    event = names.EVENT_PLAN_CUTOVER_FAILED if payload.get("failed") else names.EVENT_PLAN_CUTOVER_DONE
-    data = {"plan": spec.name, "reason": payload.get("reason", "")}
-    for member in spec.members:
+async def notify_plan_members(payload: dict[str, Any], client: df.DurableOrchestrationClient) -> dict[str, Any]:
+    notice = c.PlanNotice.model_validate(payload)
+    event = names.EVENT_PLAN_CUTOVER_FAILED if notice.failed else names.EVENT_PLAN_CUTOVER_DONE
+    data = {"plan": notice.plan.name, "reason": notice.reason}
+    for member in notice.plan.members:
         await client.raise_event(member.migration_id, event, data)
-    return len(spec.members)
+    return {"ok": True, "value": c.Notified(members=len(notice.plan.members)).model_dump(mode="json"), "error": None}
 
 
 @bp.route(route="waves/{wave}/cutover", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -165,7 +170,7 @@ async def cut_over_wave(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if not services().store.list(wave=wave, page_size=1).items:
         return _error(404, "WaveNotFound", f"no migrations in wave {wave!r}")
     instance_id = names.wave_orchestration_id(wave)
-    if await runtime_status(client, instance_id) in ("Pending", "Running", "ContinuedAsNew"):
+    if await runtime_status(client, instance_id) in ACTIVE_RUNTIME_STATUSES:
         return _error(409, "WaveCutoverRunning", f"wave {wave!r} is already being cut over")
     await client.start_new(names.MIGRATE_WAVE, instance_id, {"wave": wave})
     body = {"wave": wave, "orchestration_id": instance_id, "status": "started"}

@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from migration.events import CancelRequested, FailoverRequested, MigrationRequested
-from migration.phases import TERMINAL_PHASES, Phase
+from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, TERMINAL_PHASES, Phase
 from migration.records import MigrationRecord
-
-# Durable Functions runtime statuses in which an orchestration still acts on events.
-ACTIVE_RUNTIME_STATUSES = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 
 
 class IntakeAction(StrEnum):

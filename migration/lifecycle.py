@@ -1,10 +1,31 @@
-"""The migration phases and the one table of allowed transitions."""
+"""The migration lifecycle, in one place: what a migration can be, and what happens next.
+
+- ``Phase``: what the record says (and the tags, the API, the status page); the one table of allowed
+  transitions; every phase group (cancellable, failover started, terminal, active) defined once.
+- ``Stage``: where one migrate_instance orchestration stands, and which phase each stage works in.
+- ``WorkflowState``: everything the orchestration decides from, carried across continue_as_new.
+- The decisions: pure functions from the state and what just happened (an activity's outcome, an event,
+  a timer) to the state and the commands to carry out. The orchestrator (functions/orchestrations.py)
+  only carries commands out: it calls activities, sets timers and waits for events.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from migration.errors import InvalidTransition
+from migration.events import CancelRequestedData, FailoverRequestedData, MigrationRequestedData
+from migration.monitoring import PollPolicy, is_stalled, job_poll_delay, next_replication_poll
+
+if TYPE_CHECKING:
+    from migration.contracts import Registered, ReplicationSnapshot
+    from migration.outcome import StepError
+    from migration.ports import AsrJob
 
 
 class Phase(StrEnum):
@@ -28,7 +49,7 @@ class Phase(StrEnum):
 P = Phase
 
 # Cancel is accepted only before failover starts: ASR must never cancel a migration failover.
-_CANCELLABLE = frozenset(
+CANCELLABLE_PHASES = frozenset(
     {
         P.REQUESTED,
         P.NOT_READY,
@@ -79,8 +100,16 @@ ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     P.CANCELLED: frozenset({P.REQUESTED}),
 }
 
+# Phases in which the migration's own orchestration has ended (a retry or a new request starts another).
 TERMINAL_PHASES = frozenset({P.MIGRATED, P.FAILED, P.CANCELLED, P.NOT_READY})
+# From here on the failover was sent: never again, and never cancelled.
 FAILOVER_STARTED_PHASES = frozenset({P.FAILING_OVER, P.COMMITTING, P.COMPLETING, P.MIGRATED})
+ACTIVE_PHASES = frozenset(Phase) - TERMINAL_PHASES
+# Phases before the failover that a machine's replication can be in while a wave cuts over.
+BEFORE_FAILOVER_PHASES = frozenset({P.REPLICATING, P.READY_FOR_CUTOVER, P.TEST_FAILOVER, P.AWAITING_CUTOVER})
+
+# Durable Functions runtime statuses in which an orchestration is alive and acts on events.
+ACTIVE_RUNTIME_STATUSES = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 
 
 def can_transition(current: Phase, requested: Phase) -> bool:
@@ -99,4 +128,407 @@ def ensure_transition(current: Phase | str, requested: Phase | str) -> Phase:
 
 
 def is_cancellable(phase: Phase | str) -> bool:
-    return Phase(phase) in _CANCELLABLE
+    return Phase(phase) in CANCELLABLE_PHASES
+
+
+# --------------------------------------------------------------------------------------------------
+# Orchestrator stages
+# --------------------------------------------------------------------------------------------------
+
+
+class Stage(StrEnum):
+    REGISTER = "register"
+    ENABLE = "enable"
+    WATCH_ENABLE = "watch_enable"
+    MONITOR = "monitor"
+    TEST_FAILOVER = "test_failover"
+    WATCH_TEST_FAILOVER = "watch_test_failover"
+    TEST_CLEANUP = "test_cleanup"
+    WATCH_TEST_CLEANUP = "watch_test_cleanup"
+    AWAIT_CUTOVER = "await_cutover"
+    FAILOVER = "failover"
+    WATCH_FAILOVER = "watch_failover"
+    COMMIT = "commit"
+    WATCH_COMMIT = "watch_commit"
+    COMPLETE = "complete"
+    WATCH_COMPLETE = "watch_complete"
+    CANCEL = "cancel"
+    WATCH_CANCEL = "watch_cancel"
+    DONE = "done"
+
+
+S = Stage
+
+# The stage that watches the job each starting stage begins, and where to go when that job succeeds.
+JOB_STAGES: dict[Stage, tuple[Stage, Stage]] = {
+    S.ENABLE: (S.WATCH_ENABLE, S.MONITOR),
+    S.TEST_FAILOVER: (S.WATCH_TEST_FAILOVER, S.TEST_CLEANUP),
+    S.TEST_CLEANUP: (S.WATCH_TEST_CLEANUP, S.AWAIT_CUTOVER),
+    S.FAILOVER: (S.WATCH_FAILOVER, S.COMMIT),
+    S.COMMIT: (S.WATCH_COMMIT, S.COMPLETE),
+    S.COMPLETE: (S.WATCH_COMPLETE, S.DONE),
+    S.CANCEL: (S.WATCH_CANCEL, S.DONE),
+}
+WATCH_STAGES: dict[Stage, Stage] = dict(JOB_STAGES.values())
+STARTING_STAGE_OF: dict[Stage, Stage] = {watch: start for start, (watch, _) in JOB_STAGES.items()}
+
+# The phase the record is in while the orchestration is at each stage that moves the failover along.
+STAGE_PHASE: dict[Stage, Phase] = {
+    S.FAILOVER: P.FAILING_OVER, S.WATCH_FAILOVER: P.FAILING_OVER,
+    S.COMMIT: P.COMMITTING, S.WATCH_COMMIT: P.COMMITTING,
+    S.COMPLETE: P.COMPLETING, S.WATCH_COMPLETE: P.COMPLETING,
+}  # fmt: skip
+# "Failover has started", for stages: derived from the phases, so the two can never disagree.
+FAILOVER_STARTED_STAGES = frozenset(stage for stage, phase in STAGE_PHASE.items() if phase in FAILOVER_STARTED_PHASES)
+CANCEL_STAGES = frozenset({S.CANCEL, S.WATCH_CANCEL, S.DONE})
+# A record found in one of these phases with a job under way: watch that job again (after a restart or a retry).
+RESUME_WATCH: dict[Phase, Stage] = {
+    P.ENABLING_REPLICATION: S.WATCH_ENABLE,
+    P.FAILING_OVER: S.WATCH_FAILOVER,
+    P.COMMITTING: S.WATCH_COMMIT,
+    P.COMPLETING: S.WATCH_COMPLETE,
+}
+
+# Episodes per execution before continue_as_new: each costs about 8 history events.
+EPISODES_PER_EXECUTION = 24
+# While waiting for a cutover, look at replication health this often, so the status stays true.
+AWAIT_RECHECK = timedelta(hours=6)
+# Errors that mean the machine cannot be replicated as it stands (the owner has to act), not a failure.
+NOT_READY_ERROR_KINDS = frozenset({"not_found", "precondition"})
+CLAIMED_BY_WAVE = "ClaimedByWave"
+
+
+class WorkflowState(BaseModel):
+    """Everything one migrate_instance decides from; a new execution resumes exactly where the last stopped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request: MigrationRequestedData
+    stage: Stage = Stage.REGISTER
+    job_id: str | None = None
+    job_checks: int = 0
+    replication_started_at: AwareDatetime | None = None
+    last_progress: int | None = None
+    no_progress_since: AwareDatetime | None = None
+    cutover: FailoverRequestedData | None = None
+    cancel: CancelRequestedData | None = None
+    test_failover_done: bool = False
+    approval_required: bool = False
+    approved: bool = False
+    # The monitor's bounds (settings POLL_FLOOR_SECONDS / POLL_CEILING_SECONDS), fixed at start so that
+    # replays stay deterministic whatever the settings say later.
+    poll_floor_seconds: int = 300
+    poll_ceiling_seconds: int = 6 * 3600
+    window_reached: bool = False
+    executions: int = 0
+    outcome: str | None = None
+
+    @property
+    def migration_id(self) -> str:
+        return self.request.instance.migration_id
+
+    @property
+    def policy(self) -> PollPolicy:
+        floor = timedelta(seconds=self.poll_floor_seconds)
+        return PollPolicy(floor=floor, ceiling=max(floor, timedelta(seconds=self.poll_ceiling_seconds)))
+
+    @property
+    def failover_started(self) -> bool:
+        return self.stage in FAILOVER_STARTED_STAGES
+
+    def note_progress(self, now: datetime, progress: int | None) -> None:
+        if progress is not None and (self.last_progress is None or progress > self.last_progress):
+            self.no_progress_since = None
+        elif self.no_progress_since is None:
+            self.no_progress_since = now
+        self.last_progress = progress
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands: what a decision asks the orchestrator to do, in order
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Write a line in the audit log (no phase change)."""
+
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Record the phase (and the reason an operator reads)."""
+
+    phase: Phase
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Record the final phase and end the orchestration."""
+
+    phase: Phase
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """A durable timer that any external event cuts short; ``purpose`` is handed to ``on_timer``."""
+
+    until: datetime
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckHealth:
+    """Read replication again (while waiting for a cutover) and record it under ``phase``."""
+
+    phase: Phase
+
+
+Command = Note | Record | Finish | Sleep | CheckHealth
+
+
+@dataclass(slots=True)
+class Decision:
+    commands: list[Command] = field(default_factory=list)
+
+    def then(self, command: Command) -> Decision:
+        self.commands.append(command)
+        return self
+
+
+def _fail(state: WorkflowState, reason: str) -> Decision:
+    state.stage = Stage.DONE
+    return Decision([Finish(Phase.FAILED, reason)])
+
+
+def describe(error: StepError | None) -> str:
+    if error is None:
+        return "unknown error"
+    return error.message + (f" ({error.code})" if error.code else "")
+
+
+# --------------------------------------------------------------------------------------------------
+# Decisions: the state machine. Each mutates ``state`` and returns the commands to carry out.
+# --------------------------------------------------------------------------------------------------
+
+
+def after_register(state: WorkflowState, registered: Registered | None, error: StepError | None,
+                   now: datetime) -> Decision:  # fmt: skip
+    """Where a (re)started migration resumes, from what the record says."""
+    if registered is None:
+        return _fail(state, f"could not record the request: {describe(error)}")
+    job_id = registered.current_job_id
+    if registered.protected_item_name is None:
+        state.stage = Stage.ENABLE
+    elif registered.phase in RESUME_WATCH and job_id:
+        state.stage, state.job_id = RESUME_WATCH[registered.phase], job_id
+    else:
+        state.stage = Stage.MONITOR
+    state.replication_started_at = state.replication_started_at or now
+    return Decision()
+
+
+def after_start(state: WorkflowState, job_id: str | None, error: StepError | None, now: datetime) -> Decision:
+    """A starting stage's activity answered: watch its job, or decide what its refusal means."""
+    stage = state.stage
+    if stage is Stage.CANCEL and job_id is None and error is None:
+        # Nothing replicated yet: nothing to disable in ASR.
+        state.stage = Stage.DONE
+        return Decision([Finish(Phase.CANCELLED, cancel_reason(state))])
+    if error is not None:
+        if stage is Stage.ENABLE and error.kind in NOT_READY_ERROR_KINDS:
+            state.stage = Stage.DONE
+            return Decision([Finish(Phase.NOT_READY, f"not ready for replication: {error.message}")])
+        if stage is Stage.FAILOVER and error.code == CLAIMED_BY_WAVE:
+            # The wave cuts this instance over with a recovery plan; wait for its PlanCutoverDone.
+            state.stage, state.cutover = Stage.AWAIT_CUTOVER, None
+            return Decision([Note("FailoverDeferred", error.message)])
+        return _fail(state, f"{stage.value} failed: {describe(error)}")
+    watch, _ = JOB_STAGES[stage]
+    state.stage, state.job_id, state.job_checks = watch, job_id, 0
+    if stage is Stage.ENABLE:
+        state.replication_started_at = now
+    return Decision()
+
+
+def watch_job(state: WorkflowState, now: datetime) -> Decision:
+    """Wait before the next look at the job being watched."""
+    delay = job_poll_delay(state.policy, checks_so_far=state.job_checks)
+    return Decision([Sleep(now + delay, "job")])
+
+
+def after_job(state: WorkflowState, job: AsrJob | None, error: StepError | None) -> Decision:
+    """The watched job's state: keep watching, go on, or end with ASR's reason."""
+    if job is None:
+        return _fail(state, f"could not read ASR job {state.job_id}: {describe(error)}")
+    state.job_checks += 1
+    if not job.finished:  # NotStarted, InProgress, Suspended (its reason tells the operator to resume it)
+        return Decision()
+    name = job.display_name or job.job_id
+    if job.state != "Succeeded":
+        errors = "; ".join(job.errors) or job.note or "no error details"
+        return _fail(state, f"ASR job {name} {job.state}: {errors}")
+    watched = state.stage
+    state.stage, state.job_id = WATCH_STAGES[watched], None
+    if watched is Stage.WATCH_TEST_CLEANUP:
+        state.test_failover_done = True
+    if state.stage is not Stage.DONE:
+        return Decision()
+    if watched is Stage.WATCH_CANCEL:
+        return Decision([Finish(Phase.CANCELLED, cancel_reason(state))])
+    return Decision([Finish(Phase.MIGRATED, "")])
+
+
+def after_observation(state: WorkflowState, snapshot: ReplicationSnapshot | None, error: StepError | None,
+                      now: datetime) -> Decision:  # fmt: skip
+    """What replication looks like now: go on to cutover, fail a stalled one, or look again later."""
+    if snapshot is None:
+        return _fail(state, f"could not read replication state: {describe(error)}")
+    if snapshot.failed_over:
+        state.stage = Stage.COMMIT
+        return Decision()
+    if snapshot.ready_for_cutover:
+        wants_test = state.request.test_failover and not state.test_failover_done
+        state.stage = Stage.TEST_FAILOVER if wants_test else Stage.AWAIT_CUTOVER
+        return Decision([Record(Phase.READY_FOR_CUTOVER)])
+    state.note_progress(now, snapshot.progress_percent)
+    policy = state.policy
+    if snapshot.replication_health == "Critical" and is_stalled(policy, now=now,
+                                                                no_progress_since=state.no_progress_since):  # fmt: skip
+        errors = "; ".join(snapshot.health_errors) or "no health error reported"
+        return _fail(
+            state,
+            f"replication stalled at {snapshot.progress_percent or 0}% for {policy.stall_timeout} with health "
+            f"Critical ({errors}); check the replication appliance and the source's connectivity to it, then retry",
+        )
+    started = state.replication_started_at or now
+    delay = next_replication_poll(policy, now=now, started_at=started, progress_percent=snapshot.progress_percent)
+    return Decision([Sleep(now + delay, "replication")])
+
+
+def await_cutover(state: WorkflowState, now: datetime) -> Decision:
+    """Fail over once the cutover is requested (and approved, where the wave needs it); else wait for it."""
+    if state.cutover is not None and (state.approved or not state.approval_required):
+        state.stage = Stage.FAILOVER
+        return Decision()
+    decision = Decision([Record(Phase.AWAITING_CUTOVER, waiting_reason(state))])
+    cutover_at = state.request.cutover_at
+    wake, purpose = now + AWAIT_RECHECK, "recheck"
+    if cutover_at is not None and not state.window_reached and cutover_at < wake:
+        wake, purpose = max(cutover_at, now), "window"
+    return decision.then(Sleep(wake, purpose))
+
+
+def on_timer(state: WorkflowState, purpose: str) -> Decision:
+    """A Sleep ran to its end (no event cut it short)."""
+    if purpose == "window":
+        state.window_reached = True
+    elif purpose == "recheck":
+        return Decision([CheckHealth(Phase.AWAITING_CUTOVER)])
+    return Decision()
+
+
+def after_health_check(state: WorkflowState, ok: bool, error: StepError | None) -> Decision:
+    return Decision() if ok else _fail(state, f"could not read replication state: {describe(error)}")
+
+
+# -- external events -------------------------------------------------------------------------------
+
+EVENT_CANCEL = "CancelRequested"
+EVENT_FAILOVER = "FailoverRequested"
+EVENT_APPROVED = "Approved"
+EVENT_PLAN_DONE = "PlanCutoverDone"
+EVENT_PLAN_FAILED = "PlanCutoverFailed"
+# Every event a migrate_instance waits for, in the order arrivals are handled.
+INSTANCE_EVENTS = (EVENT_CANCEL, EVENT_FAILOVER, EVENT_PLAN_DONE, EVENT_PLAN_FAILED, EVENT_APPROVED)
+
+
+def on_event(state: WorkflowState, name: str, payload: Any) -> Decision:
+    """An external event arrived, whatever the orchestration was doing."""
+    handler = _EVENT_HANDLERS[name]
+    return handler(state, payload)
+
+
+def _on_cancel(state: WorkflowState, payload: Any) -> Decision:
+    try:
+        request = CancelRequestedData.model_validate(payload)
+    except ValidationError as exc:
+        return Decision([Note("EventRejected", f"CancelRequested ignored, invalid payload: {exc}")])
+    if state.stage in CANCEL_STAGES:
+        return Decision()
+    if state.failover_started:
+        return Decision([Note("CancelRefused", "cancel refused: the failover has started, and ASR must never "
+                                               "cancel a migration failover")])  # fmt: skip
+    state.cancel, state.stage = request, Stage.CANCEL
+    return Decision([Note("CancelRequested", f"cancel requested by {request.requested_by}: {request.reason}")])
+
+
+def _on_failover(state: WorkflowState, payload: Any) -> Decision:
+    try:
+        request = FailoverRequestedData.model_validate(payload)
+    except ValidationError as exc:
+        return Decision([Note("EventRejected", f"FailoverRequested ignored, invalid payload: {exc}")])
+    if state.cutover is not None or state.failover_started:
+        return Decision([Note("DuplicateIgnored", f"FailoverRequested from {request.requested_by} ignored: the "
+                                                  "cutover was already requested")])  # fmt: skip
+    if not request.source_stopped:
+        why = "the source instance is not confirmed stopped (the cutover Lambda stops it first)"
+        return Decision([Note("FailoverDeferred", f"FailoverRequested from {request.requested_by} ignored: {why}")])
+    state.cutover = request
+    return Decision([Note("FailoverRequested", f"cutover requested by {request.requested_by}")])
+
+
+def _on_plan_done(state: WorkflowState, payload: Any) -> Decision:
+    if state.stage in (Stage.COMPLETE, Stage.WATCH_COMPLETE, Stage.DONE):
+        return Decision()
+    # The wave's recovery plan failed over and committed this instance: complete it.
+    state.stage, state.job_id = Stage.COMPLETE, None
+    plan = payload.get("plan") if isinstance(payload, dict) else None
+    return Decision([Note("PlanCutoverDone", f"failed over and committed with recovery plan {plan}")])
+
+
+def _on_plan_failed(state: WorkflowState, payload: Any) -> Decision:
+    if state.stage not in (Stage.AWAIT_CUTOVER, Stage.FAILOVER):
+        return Decision()
+    # The wave's plan failed and released this member: resume from ASR's own state (a member that failed
+    # over commits alone; one that did not waits for its next cutover).
+    state.stage, state.job_id, state.cutover = Stage.MONITOR, None, None
+    detail = payload if isinstance(payload, dict) else {}
+    return Decision([Note("PlanCutoverFailed", f"recovery plan {detail.get('plan')} failed "
+                          f"({detail.get('reason') or 'no reason'}); resuming from ASR's state")])  # fmt: skip
+
+
+def _on_approved(state: WorkflowState, payload: Any) -> Decision:
+    if state.approved:
+        return Decision()
+    state.approved = True
+    return Decision([Note("Approved", "cutover approved by an operator")])
+
+
+_EVENT_HANDLERS = {
+    EVENT_CANCEL: _on_cancel,
+    EVENT_FAILOVER: _on_failover,
+    EVENT_PLAN_DONE: _on_plan_done,
+    EVENT_PLAN_FAILED: _on_plan_failed,
+    EVENT_APPROVED: _on_approved,
+}
+
+
+def waiting_reason(state: WorkflowState) -> str:
+    if state.cutover is not None:
+        return "cutover requested; waiting for the wave's approval"
+    if state.window_reached:
+        return ("cutover window reached; waiting for the AWS cutover to stop the source and confirm "
+                "(aws2azure cutover, or the schedule)")  # fmt: skip
+    if state.request.cutover_at is not None:
+        return f"waiting for the cutover window at {state.request.cutover_at.isoformat()}"
+    return "waiting for a cutover request (no window set)"
+
+
+def cancel_reason(state: WorkflowState) -> str:
+    cancel = state.cancel
+    return f"cancelled by {cancel.requested_by}: {cancel.reason}".rstrip(": ") if cancel else "cancelled"

@@ -8,7 +8,7 @@ Retry-After on throttling, retries transient errors, and fails fast with the rea
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -22,6 +22,7 @@ from migration.errors import (
     TransientCloudError,
 )
 
+T = TypeVar("T")
 ErrorKind = Literal["throttled", "transient", "precondition", "not_found", "invalid", "permanent"]
 
 
@@ -36,9 +37,11 @@ class StepError(BaseModel):
         return self.kind in ("throttled", "transient")
 
 
-class Outcome(BaseModel):
+class Outcome(BaseModel, Generic[T]):
+    """What one activity answered: its typed value, or the error it met (never both)."""
+
     ok: bool
-    value: dict[str, Any] = {}
+    value: T | None = None
     error: StepError | None = None
 
 
@@ -59,12 +62,12 @@ def classify(exc: MigrationError) -> StepError:
     return StepError(kind="permanent", message=str(exc))
 
 
-def capture(step: Callable[[], BaseModel | dict[str, Any] | None]) -> dict[str, Any]:
+def capture(step: Callable[[], BaseModel | None]) -> dict[str, Any]:
     """Run one step; our own errors become an Outcome, anything else propagates (a bug: let the
     activity fail loudly so the orchestrator's crash retry and the logs catch it)."""
     try:
         result = step()
     except MigrationError as exc:
-        return Outcome(ok=False, error=classify(exc)).model_dump(mode="json")
-    value = result.model_dump(mode="json") if isinstance(result, BaseModel) else result or {}
-    return Outcome(ok=True, value=value).model_dump(mode="json")
+        return Outcome[None](ok=False, error=classify(exc)).model_dump(mode="json")
+    value = result.model_dump(mode="json") if result is not None else None
+    return {"ok": True, "value": value, "error": None}

@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from migration.errors import InvalidInput
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.records import MigrationRecord, WaveSummary
 from migration.tags import WAVE_PATTERN
 

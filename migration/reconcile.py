@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from migration.events import MigrationRequestedData
-from migration.intake import ACTIVE_RUNTIME_STATUSES
-from migration.phases import TERMINAL_PHASES, Phase
+from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, TERMINAL_PHASES, Phase
 from migration.records import MigrationRecord
 
 # Phases in which a long silence is normal: the orchestration is waiting for people or a window.

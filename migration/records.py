@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 
 ReplicationHealth = Literal["Normal", "Warning", "Critical", "None"]
 

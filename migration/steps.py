@@ -11,11 +11,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
+from migration.contracts import JobStarted, Registered, ReplicationSnapshot
 from migration.errors import AwaitingDiscovery, InvalidTransition, NotFound, PermanentCloudError, PreconditionFailed
 from migration.events import MigrationRequestedData
-from migration.phases import FAILOVER_STARTED_PHASES, Phase, ensure_transition
+from migration.lifecycle import (
+    BEFORE_FAILOVER_PHASES,
+    CLAIMED_BY_WAVE,
+    FAILOVER_STARTED_PHASES,
+    Phase,
+    ensure_transition,
+)
 from migration.ports import (
     AsrGateway,
     AsrJob,
@@ -35,30 +40,7 @@ COMPLETE_MIGRATION_NOT_OFFERED = "CompleteMigrationNotOffered"
 DISCOVERY_FIRST_LOOK = 60.0  # seconds; then the wait doubles with the time already waited
 DISCOVERY_LONGEST_WAIT = 1800.0
 ALREADY_FAILED_OVER = "AlreadyFailedOver"
-CLAIMED_BY_WAVE = "ClaimedByWave"
 UNPLANNED_FAILOVER = "UnplannedFailover"
-
-
-class Registered(BaseModel):
-    migration_id: str
-    phase: Phase
-    protected_item_name: str | None = None
-    current_job_id: str | None = None
-    new_request: bool
-
-
-class JobStarted(BaseModel):
-    job_id: str
-    protected_item_name: str
-
-
-class ReplicationSnapshot(BaseModel):
-    protection_state: str
-    replication_health: str
-    progress_percent: int | None
-    ready_for_cutover: bool
-    failed_over: bool
-    health_errors: list[str]
 
 
 def _ready_for_cutover(state: ReplicationState) -> bool:
@@ -121,7 +103,7 @@ class MigrationSteps:
         previous: list[Phase] = []
 
         def change(record: MigrationRecord) -> MigrationRecord | None:
-            if record.cutover_plan and record.phase in FAILOVER_STARTED_PHASES and phase in _BEFORE_FAILOVER:
+            if record.cutover_plan and record.phase in FAILOVER_STARTED_PHASES and phase in BEFORE_FAILOVER_PHASES:
                 # The wave's recovery plan owns the failover; the instance's own view is out of date.
                 return None
             target = ensure_transition(record.phase, phase)
@@ -355,9 +337,6 @@ class MigrationSteps:
         moved = self._move(migration_id, phase, current_job_id=job_id)
         self._log(moved, "AsrJobStarted", f"{operation} requested", job_id=job_id, operation=operation)
         return JobStarted(job_id=job_id, protected_item_name=item)
-
-
-_BEFORE_FAILOVER = frozenset({Phase.REPLICATING, Phase.READY_FOR_CUTOVER, Phase.TEST_FAILOVER, Phase.AWAITING_CUTOVER})
 
 
 def _require_item(record: MigrationRecord) -> str:

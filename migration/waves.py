@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pydantic import BaseModel
 
 from migration.errors import NotFound, PreconditionFailed
-from migration.phases import Phase, ensure_transition
-from migration.ports import AsrGateway, Clock, MigrationStore
+from migration.lifecycle import Phase, ensure_transition
+from migration.ports import AsrGateway, AsrJob, Clock, MigrationStore
 from migration.records import MigrationEvent, MigrationRecord
 
 logger = logging.getLogger("aws2azure.waves")
@@ -179,6 +179,5 @@ class WaveCutover:
             released.append(member.migration_id)
         return released
 
-    def get_job_state(self, job_id: str) -> dict[str, object]:
-        job = self.asr.get_job(job_id)
-        return {"job_id": job.job_id, "state": job.state, "errors": list(job.errors), "finished": job.finished}
+    def get_job(self, job_id: str) -> AsrJob:
+        return self.asr.get_job(job_id)

@@ -32,7 +32,7 @@ from devstack.settings import REPO_ROOT, StackSettings
 from functions.adapters.table_store import TableStore
 from migration.errors import PreconditionFailed
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.records import MigrationRecord
 
 RESULTS = REPO_ROOT / "reliability" / "results.json"

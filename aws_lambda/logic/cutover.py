@@ -27,7 +27,7 @@ from aws_lambda.ports import Clock, EventPublisher, InstanceInventory, SourceMac
 from migration.errors import NotFound
 from migration.events import FailoverRequested, FailoverRequestedData, event_source
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.readiness import InstanceDescription
 from migration.tags import CUTOVER_STOP, EC2_TAG_VALUE_MAX, MIGRATE, REASON, UPDATED_AT, parse_bool
 

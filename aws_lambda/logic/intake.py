@@ -42,7 +42,7 @@ from migration.events import (
     event_source,
 )
 from migration.identity import InstanceRef
-from migration.phases import FAILOVER_STARTED_PHASES, Phase, is_cancellable
+from migration.lifecycle import FAILOVER_STARTED_PHASES, Phase, is_cancellable
 from migration.readiness import (
     AgentInstall,
     ApplianceLocation,

@@ -23,7 +23,7 @@ from aws_lambda.models.tag_change import tag_change_event
 from aws_lambda.observability import count, logger
 from aws_lambda.ports import Clock, CutoverScheduler, InstanceInventory, IntakeInvoker, StatusApi
 from migration.errors import MigrationError, NotFound
-from migration.phases import FAILOVER_STARTED_PHASES, TERMINAL_PHASES, Phase, is_cancellable
+from migration.lifecycle import FAILOVER_STARTED_PHASES, TERMINAL_PHASES, Phase, is_cancellable
 from migration.tags import CUTOVER_AT, MIGRATE, REQUEST_TAGS, STATUS, parse_bool, parse_utc_time
 
 _RECONCILE_NAMESPACE = uuid.UUID("0d6f3c1e-9a57-4b8e-8a1f-3e2b7c9d4f10")

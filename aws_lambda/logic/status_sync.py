@@ -14,7 +14,7 @@ from aws_lambda.models.outcomes import StatusSyncOutcome
 from aws_lambda.observability import count, logger
 from aws_lambda.ports import AgentInstaller, InstanceInventory, StatusApi, TagWriter
 from migration.errors import MigrationError, NotFound
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.readiness import OsFamily
 from migration.records import MigrationRecord
 from migration.tags import AGENT, EC2_TAG_VALUE_MAX, STATUS, STATUS_TAGS, status_tags

@@ -69,7 +69,7 @@ from migration.errors import (
     TransientCloudError,
 )
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.queries import (
     DEFAULT_PAGE_SIZE,
     ListPosition,

@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 import azure.durable_functions as df
 
-from functions.api.logic import ACTIVE_RUNTIME_STATUSES
 from functions.dispatch import dispatch
 from functions.settings import FunctionSettings
 from migration.errors import MigrationError, PermanentCloudError, PreconditionFailed, TransientCloudError
 from migration.events import MigrationRequested
 from migration.intake import IntakeDecision
+from migration.lifecycle import ACTIVE_RUNTIME_STATUSES
 from migration.ports import MigrationStore
 
 _UNREACHABLE = (aiohttp.ClientError, asyncio.TimeoutError)

@@ -28,7 +28,6 @@ from functions.names import (
     EVENT_APPROVED,
     EVENT_CANCEL_REQUESTED,
     EVENT_FAILOVER_REQUESTED,
-    EVENT_RETRY,
     MIGRATE_INSTANCE,
 )
 from migration.errors import InvalidInput, NotFound, PreconditionFailed
@@ -43,14 +42,13 @@ from migration.events import (
 )
 from migration.identity import InstanceRef
 from migration.intake import IntakeAction, IntakeDecision
-from migration.phases import FAILOVER_STARTED_PHASES, TERMINAL_PHASES, Phase, is_cancellable
+from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, FAILOVER_STARTED_PHASES, TERMINAL_PHASES, Phase, is_cancellable
 from migration.ports import MigrationStore
 from migration.queries import check_wave, summarize_wave
 from migration.records import MigrationRecord, Page, WaveSummary
 
 EVENT_HISTORY_LIMIT = 200
 # Durable runtime statuses of an orchestration that exists and can still receive events.
-ACTIVE_RUNTIME_STATUSES = frozenset({"Running", "Pending", "Suspended", "ContinuedAsNew"})
 API_COMPONENT = "api"
 
 
@@ -210,11 +208,12 @@ async def retry(
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Accepted:
-    """Retry a Failed migration: wake its orchestration if it still waits, else start it again.
+    """Retry a Failed migration: start its orchestration again with the original request.
 
-    A restart carries the original request (same ``request_id``), rebuilt from the record, through the
-    same intake rules as the queue; the orchestration resumes from what ASR reports, so nothing already
-    done is done twice.
+    A retry means one thing: a new migrate_instance, through the same intake rules as the queue, with the
+    request the record keeps (same ``request_id``). It resumes from what ASR reports (docs/ARCHITECTURE.md,
+    "Retry"), so nothing already done is done twice. A migration whose orchestration still runs is not
+    retried: it has not given up (a member released by a failed recovery plan resumes by itself).
     """
     record = await _read_checked(store, migration_id)
     if record.phase is not Phase.FAILED:
@@ -223,9 +222,11 @@ async def retry(
             code="NotFailed",
         )
     if await control.runtime_status(migration_id) in ACTIVE_RUNTIME_STATUSES:
-        payload = {"requested_by": "operator", "reason": request.reason}
-        await control.raise_event(migration_id, EVENT_RETRY, payload)
-        return _accepted(record, "retry", EVENT_RETRY)
+        raise PreconditionFailed(
+            f"migration {migration_id} is Failed but its orchestration is still running and resumes by itself; "
+            "nothing to retry (aws2azure status shows where it stands)",
+            code="StillRunning",
+        )
     return await _request(control, _request_again(record, now()), "retry", phase=record.phase)
 
 

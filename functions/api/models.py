@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from migration.records import MigrationEvent, MigrationRecord
 

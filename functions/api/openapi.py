@@ -18,7 +18,7 @@ from functions.api.models import (
     RetryRequest,
 )
 from migration.events import MigrationRequested
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from migration.records import Page, WaveSummary
 

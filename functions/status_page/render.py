@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.queries import migration_progress
 from migration.records import MigrationRecord, WaveSummary
 

@@ -12,7 +12,7 @@ import pytest
 from functions.adapters.table_store import TableStore
 from functions.api import dependencies
 from functions.settings import FunctionSettings
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from tests.api.conftest import Caller
 from tests.store.records import make_event, make_record
 

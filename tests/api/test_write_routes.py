@@ -16,12 +16,10 @@ from functions.names import (
     EVENT_APPROVED,
     EVENT_CANCEL_REQUESTED,
     EVENT_FAILOVER_REQUESTED,
-    EVENT_RETRY,
     MIGRATE_INSTANCE,
 )
 from migration.events import MIGRATION_REQUESTED, MigrationRequested
-from migration.phases import Phase
-from migration.workflow import WorkflowState
+from migration.lifecycle import Phase, WorkflowState
 from tests.api.conftest import APPROVAL_WAVE, Caller
 from tests.api.durable_host import Call, RecordingDurableHost
 from tests.store.records import instance, make_record
@@ -321,14 +319,15 @@ def test_cancelling_an_ended_migration_is_409(
     assert _body(_signal(call, "cancel", migration_id), 409)["error"]["code"] == "AlreadyEnded"
 
 
-def test_retry_wakes_a_waiting_orchestration(
+def test_retry_of_a_migration_whose_orchestration_still_runs_is_409_and_sends_nothing(
     store: TableStore, durable_host: RecordingDurableHost, call: Caller
 ) -> None:
+    """A retry means one thing (a new orchestration): one still running has not given up, and resumes itself."""
     migration_id = _running(store, durable_host, 40, Phase.FAILED)
-    assert _body(_signal(call, "retry", migration_id, {"reason": "quota raised"}), 202)["signal"] == EVENT_RETRY
-    [raised] = durable_host.writes()
-    assert raised.path.endswith(f"/raiseEvent/{EVENT_RETRY}")
-    assert json.loads(raised.body) == {"requested_by": "operator", "reason": "quota raised"}
+    error = _body(_signal(call, "retry", migration_id, {"reason": "quota raised"}), 409)["error"]
+    assert error["code"] == "StillRunning"
+    assert "resumes by itself" in error["message"]
+    assert durable_host.writes() == []
 
 
 def test_retry_restarts_an_orchestration_that_ended_with_the_original_request(

@@ -17,7 +17,7 @@ from aws_lambda.settings import ReconcileSettings
 from devstack.aws_local import InProcessIntakeInvoker
 from migration.events import CancelRequested, MigrationRequested
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.tags import CUTOVER_AT, MIGRATE, REASON, STATUS
 from tests.aws.aws_test_support import AMI_UBUNTU, SCHEDULED_SAMPLE, LocalAws, reference_event
 from tests.aws.test_aws_status_sync import StatusApi

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.records import MigrationRecord
 from migration.tags import MIGRATE, PROGRESS, REASON, STATUS, UPDATED_AT
 from tests.aws.aws_test_support import AMI_UBUNTU, SCHEDULED_SAMPLE, LocalAws, reference_event

@@ -22,7 +22,7 @@ from devstack.launcher import Stack
 from devstack.settings import REPO_ROOT, StackSettings
 from functions.adapters.table_store import TableStore
 from migration import tags
-from migration.phases import Phase
+from migration.lifecycle import Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 INSTANCES = 6

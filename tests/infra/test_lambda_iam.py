@@ -57,7 +57,7 @@ from devstack.launcher import Stack
 from devstack.settings import MOTO_AMIS_FILE
 from infra.tools.sam_translate import physical_ids, resolve
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.tags import CUTOVER_AT, MIGRATE, PROGRESS, REASON, STATUS, UPDATED_AT
 from tests.aws.aws_test_support import AMI_UBUNTU, LocalAws, QueueReader
 from tests.aws.test_aws_status_sync import StatusApi

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.records import MigrationEvent, MigrationRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)

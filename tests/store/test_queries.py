@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from migration.errors import InvalidInput
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.queries import (
     ListPosition,
     check_page_size,

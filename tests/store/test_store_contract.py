@@ -12,7 +12,7 @@ from azure.data.tables import TableServiceClient
 
 from functions.adapters.table_store import TableStore
 from migration.errors import NotFound, PreconditionFailed
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.ports import MigrationStore
 from tests.fakes import InMemoryStore
 from tests.store.records import content, make_event, make_record

@@ -22,7 +22,7 @@ from functions.adapters.table_store import (
     record_partition,
 )
 from migration.errors import InvalidInput, NotFound, PreconditionFailed
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.queries import ListPosition, encode_position
 from migration.records import MigrationRecord
 from tests.store.records import T0, content, make_event, make_record

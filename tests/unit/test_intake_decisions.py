@@ -7,7 +7,7 @@ import pytest
 from migration.events import CancelRequested, FailoverRequested, MigrationRequested, parse_event
 from migration.identity import InstanceRef
 from migration.intake import IntakeAction, decide
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.records import MigrationRecord
 
 REF = InstanceRef(account_id="123456789012", region="eu-west-1", instance_id="i-0123456789abcdef0")

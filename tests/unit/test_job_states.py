@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from migration.errors import PreconditionFailed
+from migration.lifecycle import Phase
 from migration.monitoring import classify_job_state
-from migration.phases import Phase
 from migration.steps import MigrationSteps
 from migration.tags import MigrationTags
 from tests.fakes import FakeAsr, InMemoryStore, ManualClock

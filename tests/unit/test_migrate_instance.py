@@ -17,7 +17,7 @@ import pytest
 from devstack.replay import PendingActivity, Replay, orchestrator_handle
 from functions import names
 from functions.orchestrations import bp
-from migration.workflow import WorkflowState
+from migration.lifecycle import WorkflowState
 
 START = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 INSTANCE = {"account_id": "123456789012", "region": "eu-west-1", "instance_id": "i-0123456789abcdef0"}

@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from migration.errors import InvalidTransition, PreconditionFailed
-from migration.phases import (
+from migration.lifecycle import (
     ALLOWED_TRANSITIONS,
     FAILOVER_STARTED_PHASES,
     Phase,

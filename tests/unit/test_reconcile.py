@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from migration.identity import InstanceRef
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.reconcile import Verdict, assess, request_from_record
 from migration.records import MigrationRecord
 

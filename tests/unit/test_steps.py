@@ -8,7 +8,7 @@ import pytest
 
 from migration.errors import AwaitingDiscovery, InvalidTransition, PermanentCloudError, PreconditionFailed
 from migration.events import MigrationRequestedData
-from migration.phases import Phase
+from migration.lifecycle import Phase
 from migration.records import MigrationRecord
 from migration.steps import MigrationSteps
 from tests.fakes import FakeAsr, InMemoryStore, ManualClock

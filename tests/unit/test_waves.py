@@ -12,8 +12,8 @@ from functions import names
 from functions.wave_orchestration import bp
 from migration.errors import PreconditionFailed
 from migration.events import MigrationRequestedData
-from migration.phases import Phase
-from migration.steps import CLAIMED_BY_WAVE, MigrationSteps
+from migration.lifecycle import CLAIMED_BY_WAVE, Phase
+from migration.steps import MigrationSteps
 from migration.waves import WaveCutover, plan_name
 from tests.fakes import FakeAsr, InMemoryStore, ManualClock
 
@@ -169,8 +169,10 @@ def wave_answers(plans: list[dict[str, Any]], failing: set[str] | None = None) -
                     "errors": ["28031: a VM failed to start"] if failed else [],
                 },
             }
-        if activity.name in ("notify_plan_members", "release_plan"):
-            return 1 if activity.name == "notify_plan_members" else {"ok": True, "value": {}}
+        if activity.name == "notify_plan_members":
+            return {"ok": True, "value": {"members": len(payload["plan"]["members"])}}
+        if activity.name == "release_plan":
+            return {"ok": True, "value": {"members": [m["migration_id"] for m in payload["plan"]["members"]]}}
         raise AssertionError(activity.name)
 
     return respond

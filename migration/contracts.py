@@ -1,0 +1,191 @@
+"""The activities' contracts: per activity, its name, its input model and its typed outcome.
+
+Both sides of the Durable boundary use them: the orchestrators build inputs and read ``Outcome[T]``
+(never a dict by string key), the activity functions parse inputs and run the step. A name is spelled
+once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from migration.events import MigrationRequestedData
+from migration.lifecycle import Phase, Stage
+from migration.outcome import Outcome, StepError, capture
+from migration.ports import AsrJob
+from migration.waves import RecoveryPlanSpec, WavePlan
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+
+
+# -- step results -------------------------------------------------------------------------------------
+
+
+class Registered(BaseModel):
+    migration_id: str
+    phase: Phase
+    protected_item_name: str | None = None
+    current_job_id: str | None = None
+    new_request: bool
+
+
+class JobStarted(BaseModel):
+    job_id: str
+    protected_item_name: str
+
+
+class ReplicationSnapshot(BaseModel):
+    protection_state: str
+    replication_health: str
+    progress_percent: int | None
+    ready_for_cutover: bool
+    failed_over: bool
+    health_errors: list[str]
+
+
+class Done(BaseModel):
+    """A step whose only result is that it happened."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class PlanJob(BaseModel):
+    job_id: str
+
+
+class Released(BaseModel):
+    members: list[str]
+
+
+class Notified(BaseModel):
+    members: int
+
+
+# -- inputs --------------------------------------------------------------------------------------------
+
+
+class MigrationRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    migration_id: str
+
+
+class JobRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    migration_id: str
+    job_id: str
+
+
+class ObserveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    migration_id: str
+    phase: Phase = Phase.REPLICATING
+
+
+class PhaseRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    migration_id: str
+    phase: Phase
+    reason: str = ""
+
+
+class AuditNote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    migration_id: str
+    kind: str
+    message: str
+
+
+class WaveRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wave: str
+
+
+class PlanRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan: RecoveryPlanSpec
+
+
+class PlanRelease(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan: RecoveryPlanSpec
+    reason: str
+
+
+class PlanNotice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan: RecoveryPlanSpec
+    failed: bool = False
+    reason: str = ""
+
+
+class AsrJobRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str
+
+
+# -- the contract ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Activity(Generic[In, Out]):
+    name: str
+    input: type[In]
+    output: type[Out]
+    # An activity that may answer "nothing to do" (no value) instead of an ``output``.
+    optional: bool = False
+
+    def request(self, value: In) -> dict[str, Any]:
+        """The activity's input as it crosses the boundary."""
+        return value.model_dump(mode="json")
+
+    def outcome(self, raw: Any) -> Outcome[Out]:
+        """The activity's answer, typed; a malformed answer is a bug, and fails loudly."""
+        answer = dict(raw)
+        if not answer.get("ok"):
+            return Outcome[self.output](ok=False, error=StepError.model_validate(answer.get("error")))  # type: ignore[name-defined]
+        value = answer.get("value")
+        if self.optional and not value:
+            return Outcome[self.output](ok=True)  # type: ignore[name-defined]
+        return Outcome[self.output](ok=True, value=self.output.model_validate(value))  # type: ignore[name-defined]
+
+    def run(self, raw: Any, step: Callable[[In], Out | None]) -> dict[str, Any]:
+        """Parse the input and run ``step``; the answer crosses the boundary as an Outcome."""
+        value = self.input.model_validate(raw)
+        return capture(lambda: step(value))
+
+
+REGISTER = Activity("register", MigrationRequestedData, Registered)
+START_REPLICATION = Activity("start_replication", MigrationRef, JobStarted)
+START_TEST_FAILOVER = Activity("start_test_failover", MigrationRef, JobStarted)
+START_TEST_FAILOVER_CLEANUP = Activity("start_test_failover_cleanup", MigrationRef, JobStarted)
+START_FAILOVER = Activity("start_failover", MigrationRef, JobStarted)
+START_COMMIT = Activity("start_commit", MigrationRef, JobStarted)
+START_COMPLETE_MIGRATION = Activity("start_complete_migration", MigrationRef, JobStarted)
+START_DISABLE_REPLICATION = Activity("start_disable_replication", MigrationRef, JobStarted, optional=True)
+GET_JOB = Activity("get_job", JobRef, AsrJob)
+OBSERVE_REPLICATION = Activity("observe_replication", ObserveRequest, ReplicationSnapshot)
+RECORD_PHASE = Activity("record_phase", PhaseRecord, Done)
+LOG_EVENT = Activity("log_event", AuditNote, Done)
+
+CLAIM_WAVE = Activity("claim_wave", WaveRef, WavePlan)
+START_PLAN_FAILOVER = Activity("start_plan_failover", PlanRef, PlanJob)
+START_PLAN_COMMIT = Activity("start_plan_commit", PlanRef, PlanJob)
+RELEASE_PLAN = Activity("release_plan", PlanRelease, Released)
+GET_WAVE_JOB = Activity("get_wave_job", AsrJobRef, AsrJob)
+NOTIFY_PLAN_MEMBERS = Activity("notify_plan_members", PlanNotice, Notified)
+
+# The activity each starting stage of migrate_instance runs.
+STARTERS: dict[Stage, Activity[MigrationRef, JobStarted]] = {
+    Stage.ENABLE: START_REPLICATION,
+    Stage.TEST_FAILOVER: START_TEST_FAILOVER,
+    Stage.TEST_CLEANUP: START_TEST_FAILOVER_CLEANUP,
+    Stage.FAILOVER: START_FAILOVER,
+    Stage.COMMIT: START_COMMIT,
+    Stage.COMPLETE: START_COMPLETE_MIGRATION,
+    Stage.CANCEL: START_DISABLE_REPLICATION,
+}
