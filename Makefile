@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 
-.PHONY: help deps demo test unit integration e2e lint typecheck bench reliability infra-check stack-up stack-down clean
+.PHONY: help deps demo test unit integration e2e lint typecheck bench reliability infra-check package stack-up stack-down clean
 
 help:
 	@echo "make demo        run a migration wave on the local stack"
@@ -48,6 +48,11 @@ test: deps lint typecheck infra-check
 
 infra-check:
 	infra/check.sh
+
+# The two deployables as docs/DEPLOY.md deploys them: build/functionapp.zip and build/lambda/ (the
+# Lambdas' CodeUri). tests/package installs each in a clean venv and runs it (part of `make test`).
+package: deps
+	$(PY) infra/tools/package.py build
 
 demo: deps
 	$(VENV)/bin/aws2azure demo $(DEMO_ARGS)
