@@ -45,6 +45,29 @@ param targetDefaultVmSize string = ''
 @description('Tags put on every migrated VM.')
 param targetTags object = {}
 
+@description('Managed disk type of the migrated VMs\' disks; the tag aws2azure:target-disk-type overrides it per instance.')
+@allowed([
+  'Standard_LRS'
+  'Premium_LRS'
+  'StandardSSD_LRS'
+])
+param targetDiskType string = 'Standard_LRS'
+
+@description('Object id of the Recovery Services vault\'s system-assigned managed identity (turn it on in the vault: Identity, docs/DEPLOY.md 2.2).')
+param asrVaultPrincipalId string
+
+@description('Name of an existing isolated virtual network for test failovers; empty for none.')
+param testVirtualNetworkName string = ''
+
+@description('Resource group of the test failover network; defaults to the target network\'s.')
+param testVirtualNetworkResourceGroup string = targetVirtualNetworkResourceGroup
+
+@description('Allow a test failover into the target network itself when no test network is set (it can clash with production addresses).')
+param allowTestFailoverInTargetNetwork bool = false
+
+@description('Claim Azure Hybrid Benefit (licenseType WindowsServer) for migrated Windows VMs; only with licences that carry the right.')
+param azureHybridBenefit bool = false
+
 @description('Pace of ASR write calls (per second) across all orchestrations, below the ARM write budget.')
 param asrWritesPerSecond string = '8'
 
@@ -220,6 +243,27 @@ module networkAccess 'modules/network-access.bicep' = {
   }
 }
 
+module cacheStorage 'modules/asr-cache-storage.bicep' = {
+  name: 'asr-cache-storage'
+  params: {
+    location: location
+    name: take('${compactPrefix}asr${suffix}', 24)
+    vaultPrincipalId: asrVaultPrincipalId
+    callerPrincipalId: identity.outputs.principalId
+    tags: allTags
+  }
+}
+
+// Test failovers create NICs in the test network: the same subnet-join role there, when one is set.
+module testNetworkAccess 'modules/network-access.bicep' = if (!empty(testVirtualNetworkName)) {
+  name: 'asr-test-network-access'
+  scope: resourceGroup(testVirtualNetworkResourceGroup)
+  params: {
+    virtualNetworkName: testVirtualNetworkName
+    principalId: identity.outputs.principalId
+  }
+}
+
 // The application's settings (functions/settings.py FunctionSettings). Connections are identity-based:
 // the __tableServiceUri / __queueServiceUri forms, with the user-assigned identity named by clientId.
 var applicationSettings = union({
@@ -237,12 +281,18 @@ var applicationSettings = union({
   TARGET_NETWORK_ID: networkAccess.outputs.networkId
   TARGET_DEFAULT_SUBNET: targetDefaultSubnet
   TARGET_TAGS: string(targetTags)
+  TARGET_DISK_TYPE: targetDiskType
+  ASR_CACHE_STORAGE_ACCOUNT_ID: cacheStorage.outputs.id
+  ALLOW_TEST_FAILOVER_IN_TARGET_NETWORK: string(allowTestFailoverInTargetNetwork)
+  AZURE_HYBRID_BENEFIT: string(azureHybridBenefit)
   ASR_WRITES_PER_SECOND: asrWritesPerSecond
   POLL_FLOOR_SECONDS: string(pollFloorSeconds)
   POLL_CEILING_SECONDS: string(pollCeilingSeconds)
   STUCK_AFTER_SECONDS: string(stuckAfterSeconds)
 }, empty(targetDefaultVmSize) ? {} : {
   TARGET_DEFAULT_VM_SIZE: targetDefaultVmSize
+}, empty(testVirtualNetworkName) ? {} : {
+  TEST_NETWORK_ID: resourceId(testVirtualNetworkResourceGroup, 'Microsoft.Network/virtualNetworks', testVirtualNetworkName)
 })
 
 module functionApp 'modules/function-app.bicep' = {
@@ -284,3 +334,4 @@ output keyVaultName string = keyVault.outputs.name
 output intakeSasSecretName string = intakeSasSecretName
 output statusApiKeySecretName string = statusApiKeySecretName
 output identityPrincipalId string = identity.outputs.principalId
+output asrCacheStorageAccountId string = cacheStorage.outputs.id

@@ -115,6 +115,8 @@ def _module_problems(
     if target not in parsed:
         return []  # its own syntax error is reported already
     config = module.get("config", {})
+    if "condition" in config:  # module ... = if (condition) { ... }
+        config = config.get("config", {})
     if "params" not in config:
         return [f"{where}: passes no params block (conditional or looped modules are not checked)"]
     declared = parsed[target].get("parameters", {})
