@@ -366,3 +366,47 @@ def test_functions_run_python_3_12_or_newer_on_arm64(sam: dict[str, Any]) -> Non
     assert function_globals["Architectures"] == ["arm64"]
     major, minor = map(int, function_globals["Runtime"].removeprefix("python").split("."))
     assert (major, minor) >= (3, 12)
+
+
+# ---------------------------------------------------------------- ASR cache storage and target settings
+
+
+def test_disk_types_offered_are_the_ones_the_code_accepts(bicep: dict[str, dict[str, Any]]) -> None:
+    from typing import get_args
+
+    from migration.ports import DiskType
+
+    parameter = bicep["main.bicep"]["parameters"]["targetDiskType"]
+    (allowed,) = [d["argument"] for d in parameter["decorators"] if d["type"] == "allowed"]
+
+    assert set(allowed) == {"Standard_LRS", "Premium_LRS", "StandardSSD_LRS"}
+    assert set(allowed) <= set(get_args(DiskType))
+    assert parameter["default"] == "Standard_LRS"
+
+
+def test_cache_storage_grants_what_site_recovery_documents_and_nothing_wider() -> None:
+    reason = ensure_infra_venv()
+    if reason:
+        pytest.skip(reason)
+    module = parse_bicep(AZURE_DIR / "modules" / "asr-cache-storage.bicep")["asr-cache-storage.bicep"]
+    resources = module["resources"]
+    account = resources["account"]["config"]
+    built_in = {
+        name: str(r["config"]["properties"]["roleDefinitionId"])
+        for name, r in resources.items()
+        if r["type"] == "Microsoft.Authorization/roleAssignments"
+    }
+    custom = resources["callerRole"]["config"]["properties"]["permissions"][0]["actions"]
+
+    assert account["sku"]["name"] == "Standard_LRS"
+    assert account["kind"] == "StorageV2"
+    assert account["properties"]["networkAcls"]["bypass"] == "AzureServices"  # trusted Microsoft services
+    # Contributor and Storage Blob Data Contributor for the vault's identity, on this account only.
+    assert module["variables"]["contributorRoleId"]["value"] == "b24988ac-6180-42a0-ab88-20f7382dd24c"
+    assert module["variables"]["blobDataContributorRoleId"]["value"] == "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    assert set(built_in) == {"vaultContributor", "vaultBlobDataContributor", "callerAccess"}
+    assert all(r["config"].get("scope") == "account" for n, r in resources.items() if n in built_in)
+    assert sorted(custom) == [
+        "Microsoft.Storage/storageAccounts/listkeys/action",
+        "Microsoft.Storage/storageAccounts/read",
+    ]
