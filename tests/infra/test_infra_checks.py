@@ -167,8 +167,11 @@ def test_bad_reference_that_cfn_lint_misses_fails_the_reference_walk(
     [
         pytest.param("Action: ec2:StopInstances", "Action: ec2:*", id="service-wildcard"),
         pytest.param(
-            "Action: secretsmanager:GetSecretValue\n                Resource: !Ref StatusApiKeySecret",
-            "Action: secretsmanager:Get*\n                Resource: !Ref StatusApiKeySecret",
+            # Status sync's statement (reconcile has the same one, after DescribeInstances).
+            '"false"\n              - Sid: ReadStatusApiKey\n                Effect: Allow\n'
+            "                Action: secretsmanager:GetSecretValue\n",
+            '"false"\n              - Sid: ReadStatusApiKey\n                Effect: Allow\n'
+            "                Action: secretsmanager:Get*\n",
             id="prefix-wildcard-in-a-later-statement",
         ),
         pytest.param(
