@@ -23,6 +23,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueSasPermissions, QueueServiceClient, generate_queue_sas
 
 from devstack.settings import AZURITE_ACCOUNT, AZURITE_KEY, StackSettings
+from devstack.ssm_sim import control as ssm_control
 
 QUEUE_NAME = "migration-requests"  # functions/settings.py INTAKE_QUEUE
 IDEMPOTENCY_TABLE = "aws2azure-idempotency"
@@ -87,6 +88,9 @@ class LocalAwsSide:
     scheduler_role_arn: str
     cutover_function_arn: str
     aws_environment: dict[str, str]
+    # The SSM stand-in (devstack/ssm_sim) when the stack runs one; without it the agent is "installed by hand".
+    ssm_url: str | None = None
+    install_document: str | None = None
 
     def lambda_environment(self, *, status_api_url: str = "http://127.0.0.1:1") -> dict[str, str]:
         return {
@@ -105,10 +109,20 @@ class LocalAwsSide:
             "SCHEDULER_GROUP_NAME": SCHEDULER_GROUP,
             "SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
             "STOP_TIMEOUT_SECONDS": "600",
-            # moto's SSM has no DescribeInstanceInformation (NotImplementedError), so the local stack's
-            # instances cannot pass the SSM readiness rule: the agent is "installed by hand" here.
-            "AGENT_INSTALL": "manual",
             "INTAKE_FUNCTION_NAME": INTAKE_FUNCTION,
+            **self.agent_environment(),
+        }
+
+    def agent_environment(self) -> dict[str, str]:
+        """With the SSM stand-in: the Mobility service through SSM, as deployed (boto3 reads
+        AWS_ENDPOINT_URL_SSM for its SSM client only). Without it (moto's SSM has no
+        DescribeInstanceInformation) the agent is "installed by hand"."""
+        if self.ssm_url is None or self.install_document is None:
+            return {"AGENT_INSTALL": "manual"}
+        return {
+            "AGENT_INSTALL": "ssm",
+            "AGENT_INSTALL_DOCUMENT": self.install_document,
+            "AWS_ENDPOINT_URL_SSM": self.ssm_url,
         }
 
 
@@ -200,6 +214,13 @@ def provision(stack: StackSettings, *, status_api_key: str = "local-status-key")
             Code={"ZipFile": _stub_zip()},
         )["FunctionArn"]
     account_id = role_arn.split(":")[4]
+    ssm_url = install_document = None
+    if stack.ssm is not None:
+        # What the template's AWS::SSM::Document creates, registered with the stand-in.
+        document = ssm_control.install_document()
+        with ssm_control.SsmSimControl(stack.ssm.url) as control:
+            control.add_document(document)
+        ssm_url, install_document = stack.ssm.url, document.name
     return LocalAwsSide(
         region=stack.moto.region,
         account_id=account_id,
@@ -211,6 +232,8 @@ def provision(stack: StackSettings, *, status_api_key: str = "local-status-key")
         scheduler_role_arn=role_arn,
         cutover_function_arn=arns[CUTOVER_FUNCTION],
         aws_environment=stack.aws_environment(),
+        ssm_url=ssm_url,
+        install_document=install_document,
     )
 
 

@@ -35,7 +35,7 @@ from devstack.settings import (
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
-DEFAULT_SERVICES = ("azurite", "moto", "asr", "host")
+DEFAULT_SERVICES = ("azurite", "moto", "asr", "ssm", "host")
 
 
 class StackError(RuntimeError):
@@ -175,6 +175,8 @@ SERVICE_BUILDERS: dict[str, Callable[[LaunchContext], ServiceSpec | None]] = {
     "azurite": azurite_spec,
     "moto": moto_spec,
     "asr": _plugin_spec("devstack.asr_sim.launch"),
+    # The SSM stand-in (moto's SSM lacks DescribeInstanceInformation); it plays the appliance, after "asr".
+    "ssm": _plugin_spec("devstack.ssm_sim.launch"),
     "host": _plugin_spec("devstack.funchost.launch"),
 }
 

@@ -60,6 +60,14 @@ class AsrEndpoint(BaseModel):
     vault_name: str
 
 
+class SsmEndpoint(BaseModel):
+    """The local SSM stand-in (devstack/ssm_sim): AWS_ENDPOINT_URL_SSM points boto3's SSM client at it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+
+
 class HostEndpoint(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -78,6 +86,7 @@ class StackSettings(BaseModel):
     azurite: AzuriteEndpoints | None = None
     moto: MotoEndpoint | None = None
     asr: AsrEndpoint | None = None
+    ssm: SsmEndpoint | None = None
     host: HostEndpoint | None = None
 
     def write(self, path: Path | None = None) -> Path:

@@ -1,4 +1,8 @@
-"""The demo's AWS estate on moto and the matching machines the ASR appliance has discovered."""
+"""The demo's AWS estate on moto: EC2 instances, their SSM registration, and the source machines behind them.
+
+Each instance's machine is known to the ASR simulator (its disks and churn) but *not discovered*: the appliance's
+OffAzure site lists it only once the Mobility service, installed through SSM by intake, registers it (the SSM
+stand-in does that when the install command ends). Nothing is added to discovery by hand."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from devstack.asr_sim.control import SimulatorControl
+from devstack.ssm_sim.contract import ManagedNode
+from devstack.ssm_sim.control import SsmSimControl
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -38,26 +44,41 @@ class DemoInstance:
     why: str = ""
 
 
-def _group(ec2: EC2Client, vpc_id: str, name: str, appliance_group: str, ports: tuple[int, ...]) -> str:
+def _group(ec2: EC2Client, vpc_id: str, name: str, appliance_group: str, egress_ports: tuple[int, ...] | None) -> str:
+    """A security group; ``egress_ports`` None keeps the default allow-all egress, else egress is only those
+    TCP ports to the appliance's group (the source connects to the appliance on 443 and 9443)."""
     group_id = ec2.create_security_group(GroupName=f"{name}-{uuid.uuid4().hex[:6]}", Description=name, VpcId=vpc_id)[
         "GroupId"
     ]
-    ec2.authorize_security_group_ingress(
-        GroupId=group_id,
-        IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "UserIdGroupPairs": [{"GroupId": appliance_group}]}
-            for port in ports
-        ],
-    )
+    if egress_ports is not None:
+        ec2.revoke_security_group_egress(
+            GroupId=group_id, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+        )
+        ec2.authorize_security_group_egress(
+            GroupId=group_id,
+            IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                 "UserIdGroupPairs": [{"GroupId": appliance_group}]}
+                for port in egress_ports
+            ],
+        )  # fmt: skip
     return group_id
 
 
 def build_fleet(
-    ec2: EC2Client, sim: SimulatorControl, *, vpc_id: str, appliance_group: str, count: int, waves: tuple[str, str]
+    ec2: EC2Client,
+    sim: SimulatorControl,
+    ssm: SsmSimControl,
+    *,
+    vpc_id: str,
+    appliance_group: str,
+    count: int,
+    waves: tuple[str, str],
 ) -> list[DemoInstance]:
-    """``count`` instances over two waves; two of them deliberately not ready (one PV, one blocking 9443)."""
-    ready_group = _group(ec2, vpc_id, "app-servers", appliance_group, ASR_PORTS)
-    blocked_group = _group(ec2, vpc_id, "legacy-443-only", appliance_group, (443,))
+    """``count`` instances over two waves; three deliberately not ready: one PV, one whose security group lets it
+    reach the appliance on 443 only (not 9443), one that is no SSM managed node."""
+    ready_group = _group(ec2, vpc_id, "app-servers", appliance_group, None)
+    blocked_group = _group(ec2, vpc_id, "legacy-443-only-outbound", appliance_group, (443,))
     fleet: list[DemoInstance] = []
     for index in range(count):
         image, os_type, os_name = IMAGES[index % len(IMAGES)]
@@ -66,7 +87,9 @@ def build_fleet(
             image, os_type, os_name, why = AMI_SLES_11_PV, "Linux", "SUSE Linux Enterprise Server 11 SP4", "PV"
             expected = "NotReady"
         elif index == count - 2:
-            group, expected, why = blocked_group, "NotReady", "security group blocks 9443"
+            group, expected, why = blocked_group, "NotReady", "security group blocks outbound 9443"
+        elif index == count - 3:
+            expected, why = "NotReady", "no SSM agent"
         wave = waves[index % 2]
         raw = ec2.run_instances(
             ImageId=image, MinCount=1, MaxCount=1, InstanceType=SIZES[index % len(SIZES)],  # type: ignore[arg-type]
@@ -78,7 +101,12 @@ def build_fleet(
         # Disks and churn differ per machine so the wave replicates with a realistic spread.
         disks = [64 + 32 * (index % 3)] + ([256 + 128 * (index % 4)] if index % 3 else [])
         sim.seed_machine(instance.private_ip, os_type, os_name, disks, churn_mb_per_day=2048.0 * (1 + index % 5),
-                         friendly_name=instance.instance_id)  # fmt: skip
+                         friendly_name=instance.instance_id, agent_registered=False)  # fmt: skip
+        if why != "no SSM agent":
+            # Its SSM Agent registered with Systems Manager (the AMI ships it; the instance profile allows it).
+            ssm.add_node(ManagedNode(instance_id=instance.instance_id, platform_type=os_type, platform_name=os_name,
+                                     ip_address=instance.private_ip,
+                                     computer_name=f"ip-{instance.private_ip.replace('.', '-')}"))  # fmt: skip
         fleet.append(instance)
     return fleet
 

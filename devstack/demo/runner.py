@@ -1,9 +1,11 @@
 """Run a migration wave through the whole path on the local stack.
 
 The AWS side runs in this process the way Lambda runs it (the real handlers, a Lambda context,
-settings from the environment); EventBridge's Tag Change events and Scheduler's one-time
-invocations are emitted here, since moto produces neither. Everything else is the real thing:
-the queue, the Function App on the local host, the ASR simulator, Table Storage, EC2 tags.
+settings from the environment); EventBridge's Tag Change and EC2 state-change events and Scheduler's
+one-time invocations are emitted here, since moto produces none. The Mobility service is installed by
+intake through SSM (the SSM stand-in, which plays the appliance and registers the machine with the ASR
+simulator's discovery). Everything else is the real thing: the queue, the Function App on the local
+host, the ASR simulator, Table Storage, EC2 tags.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from devstack.asr_sim.control import SimulatorControl
 from devstack.aws_local import SCHEDULER_GROUP, LocalLambdaContext, provision
 from devstack.clock import FileClock, clock_environment
 from devstack.demo.fleet import DemoInstance, build_fleet, tag_change_event
+from devstack.ec2_events import Ec2StateChanges
 from devstack.launcher import Stack
 from devstack.settings import StackSettings, state_dir
+from devstack.ssm_sim.control import SsmSimControl
 from migration import tags as tag_keys
 
 if TYPE_CHECKING:
@@ -100,6 +104,7 @@ class AwsSide:
     def __init__(self, environment: dict[str, str], log: TextIO) -> None:
         os.environ.update(environment)
         self.log = log
+        self.invocations: Counter[str] = Counter()
         with contextlib.redirect_stdout(log):
             self.intake = self._cold_start("intake")
             self.cutover = self._cold_start("cutover")
@@ -115,6 +120,7 @@ class AwsSide:
         return importlib.import_module(module_name)
 
     def invoke(self, module: ModuleType, event: dict[str, Any], function: str) -> dict[str, Any]:
+        self.invocations[function] += 1
         with contextlib.redirect_stdout(self.log):
             result: dict[str, Any] = module.lambda_handler(event, LocalLambdaContext(function))
         return result
@@ -135,7 +141,7 @@ class Demo:
         # Every run starts from nothing: Azurite's data or a clock left by an earlier run would mix old
         # migrations (whose ASR items died with that run's simulator) into this one.
         self.stack.reset()
-        self.console.print("starting the local stack (Azurite, moto, ASR simulator, Functions host)...")
+        self.console.print("starting the local stack (Azurite, moto, ASR simulator, SSM stand-in, Functions host)...")
         settings = self.stack.up()
         succeeded = False
         try:
@@ -153,8 +159,9 @@ class Demo:
                     self.console.print(f"this run's state and logs are kept for a look: {self.stack_root}")
 
     def _run(self, settings: StackSettings, started: float) -> DemoResult:
-        if settings.moto is None or settings.asr is None or settings.host is None or settings.azurite is None:
-            raise RuntimeError("the demo needs the whole stack: azurite, moto, asr and host")
+        if (settings.moto is None or settings.asr is None or settings.host is None or settings.azurite is None
+                or settings.ssm is None):  # fmt: skip
+            raise RuntimeError("the demo needs the whole stack: azurite, moto, asr, ssm and host")
         side = provision(settings, status_api_key=settings.host.master_key)
         environment = side.lambda_environment(status_api_url=settings.host.base_url)
         environment |= clock_environment(settings.clock_file)
@@ -171,8 +178,16 @@ class Demo:
         clock = FileClock(settings.clock_file)
         api = MigrationApi(ApiTarget(settings.host.base_url, settings.host.master_key))
 
-        fleet = build_fleet(ec2, sim, vpc_id=side.vpc_id, appliance_group=side.appliance_security_group_id,
+        ssm = SsmSimControl(settings.ssm.url)
+        fleet = build_fleet(ec2, sim, ssm, vpc_id=side.vpc_id, appliance_group=side.appliance_security_group_id,
                             count=self.options.instances, waves=WAVES)  # fmt: skip
+        # EventBridge's rule on "EC2 Instance State-change Notification" (stopped) -> the cutover Lambda.
+        state_changes = Ec2StateChanges(
+            ec2, account=side.account_id, region=side.region, clock=clock,
+            deliver=lambda event: aws.invoke(aws.cutover, event, "aws2azure-cutover"),
+            never_stops=lambda: [i for i, f in ssm.faults().instances.items() if f == "stop-never-completes"],
+        )  # fmt: skip
+        state_changes.poll()
         apply_faults(sim, self.options.faults, fleet)
         cutover_at = (clock.now() + timedelta(days=5)).replace(microsecond=0)
         self.console.print(f"{len(fleet)} EC2 instances in {WAVES[0]} (cutover window {cutover_at:%Y-%m-%d %H:%M}Z) "
@@ -189,6 +204,8 @@ class Demo:
         with Live(console=self.console, refresh_per_second=4, transient=not self.options.live) as live:
             while time.monotonic() < deadline:
                 records = {r["instance"]["instance_id"]: r for r in api.iter_migrations()}
+                # Before the schedules: a stop is seen (or held by a fault) before its follow-up can fire.
+                state_changes.poll()
                 self._fire_due_schedules(scheduler, clock.now(), aws)
                 self._cut_over_wave_b(ec2, api, fleet, self._phases(ec2, fleet, records))
                 if time.monotonic() - last_sync > 2.0:
@@ -214,6 +231,10 @@ class Demo:
             "not_ready": counts["NotReady"],
             "failed": counts["Failed"],
             "cancelled": counts["Cancelled"],
+            "ssm_installs": sum(1 for i in ssm.invocations() if i.status == "Success"),
+            "registered_by_install": sum(1 for i in ssm.invocations() if i.registered_with_appliance),
+            "state_change_events": state_changes.delivered,
+            "lambda_invocations": dict(aws.invocations),
             "asr_requests": stats.total_requests,
             "asr_writes": stats.writes,
             "wall_seconds": round(time.monotonic() - started, 1),

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from devstack.ssm_sim.server import main
+
+main()
