@@ -124,6 +124,7 @@ class WaveCutover:
             elif record.phase not in (Phase.MIGRATED, Phase.CANCELLED):
                 why = record.reason or f"not ready for cutover ({record.phase.value})"
                 left_out.append(LeftOut(migration_id=record.migration_id, phase=record.phase, reason=why))
+                self._log(record, "LeftOutOfWave", f"not cut over with wave {wave}: {why}")
         plans = [RecoveryPlanSpec(name=plan_name(wave, i), members=chunk)
                  for i, chunk in enumerate(chunked(ready, self.plan_size))]  # fmt: skip
         for plan in plans:

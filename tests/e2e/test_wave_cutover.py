@@ -1,0 +1,79 @@
+"""A wave cut over with recovery plans, one of whose members ASR no longer has (issue 19).
+
+Someone removes a member's replicated item in the vault outside aws2azure. Before, the wave's one plan
+then failed on that member and the others were never told: they waited for a cutover forever. Now the
+wave checks each member against ASR before making a plan: the others migrate, that one is left out
+with its reason.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import pytest
+
+from aws2azure.api_client import MigrationApi
+from devstack.asr_sim.control import SimulatorControl
+from devstack.launcher import Stack
+from devstack.settings import StackSettings
+from tests.asr_sim.support import make_client
+from tests.e2e.support import api_of, intake_queue, migration_id, phase_of, send_event, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+WAVE = "wave-gone"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, StackSettings]]:
+    stack = Stack(tmp_path_factory.mktemp("wave-stack"))
+    settings = stack.up()
+    yield stack, settings
+    stack.down()
+
+
+def _all_in(api: MigrationApi, instances: list[str], phases: set[str]) -> bool:
+    return all(phase_of(api, instance) in phases for instance in instances)
+
+
+def test_a_member_deleted_from_asr_is_left_out_and_the_others_migrate(stack: tuple[Stack, StackSettings]) -> None:
+    _, settings = stack
+    assert settings.asr is not None
+    sim = SimulatorControl.from_endpoint(settings.asr)
+    api, queue = api_of(settings), intake_queue(settings)
+    instances = [f"i-0aaa{n:013x}" for n in range(3)]
+    for n, instance in enumerate(instances):
+        ip = f"10.72.0.{n + 10}"
+        sim.seed_machine(ip, "Linux", "Ubuntu 22.04 LTS", [32], friendly_name=instance)
+        send_event(queue, "MigrationRequested", instance,
+                   {"private_ip": ip, "os_family": "linux", "wave": WAVE, "request_id": f"r-wave-{n}"})  # fmt: skip
+    wait_for(functools.partial(_all_in, api, instances, {"AwaitingCutover"}), timeout=300, what="AwaitingCutover")
+
+    # Out of band: the vault's replicated item of one member is purged (the portal's "remove").
+    gone = instances[1]
+    item = api.get(migration_id(gone))["migration"]["protected_item_name"]
+    infra = sim.infrastructure()
+    client = make_client(settings.asr)
+    [container] = list(client.replication_protection_containers.list_by_replication_fabrics(
+        infra.resource_group, infra.vault_name, infra.fabric_name))  # fmt: skip
+    client.replication_protected_items.begin_purge(
+        infra.resource_group, infra.vault_name, infra.fabric_name, str(container.name), item, polling=False
+    )
+    wait_for(lambda: item not in {m.name for m in client.replication_protected_items.list(
+        infra.resource_group, infra.vault_name)}, timeout=300, what="the item purged")  # fmt: skip
+
+    api.cut_over_wave(WAVE, source_stopped=True)
+    others = [i for i in instances if i != gone]
+    wait_for(functools.partial(_all_in, api, others, {"Migrated"}), timeout=300, what="the others Migrated")
+
+    events = api.get(migration_id(gone))["events"]
+    left_out = [e for e in events if e["kind"] == "LeftOutOfWave"]
+    assert left_out, [(e["kind"], e["message"]) for e in events]
+    # Depending on how much virtual time the purge took, the claim found the item gone, or the member's own
+    # health check had already found it missing and failed it: either way it is left out, and says why.
+    why = left_out[-1]["message"]
+    assert f"ASR has no replicated item {item}" in why or "not found" in why.lower(), why
+    assert phase_of(api, gone) != "Migrated"
+    # Exactly one recovery plan failover, and it did not include the purged item.
+    stats = sim.stats()
+    assert stats.failover_requests.get(item) is None
