@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -43,15 +43,17 @@ class World:
         self.status_sync = aws.handler("status_sync")
         self.group = aws.workload_group("ssm-workload", ingress=[])
 
-    def managed(self, image: str = AMI_UBUNTU, *, os_type: str = "Linux", seed_asr: bool = True) -> str:
+    def managed(
+        self, image: str = AMI_UBUNTU, *, os_type: Literal["Linux", "Windows"] = "Linux", seed_asr: bool = True
+    ) -> str:
         instance_id = self.aws.launch(image, groups=[self.group])
         raw = self.aws.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
         ip = raw["PrivateIpAddress"]
-        self.ssm.add_node(ManagedNode(instance_id=instance_id, platform_type=os_type,  # type: ignore[arg-type]
+        self.ssm.add_node(ManagedNode(instance_id=instance_id, platform_type=os_type,
                                       platform_name="Ubuntu" if os_type == "Linux" else "Windows Server 2016",
                                       ip_address=ip, computer_name=f"ip-{ip.replace('.', '-')}"))  # fmt: skip
         if seed_asr:
-            self.asr.seed_machine(ip, os_type, "Ubuntu 22.04 LTS" if os_type == "Linux" else  # type: ignore[arg-type]
+            self.asr.seed_machine(ip, os_type, "Ubuntu 22.04 LTS" if os_type == "Linux" else
                                   "Windows Server 2016 Datacenter", [64], friendly_name=instance_id,
                                   agent_registered=False)  # fmt: skip
         return instance_id
