@@ -166,7 +166,7 @@ def measure_status_api(records: int, state_dir: Path) -> dict[str, Any]:
                            headers=headers).raise_for_status()  # fmt: skip
                 list_ms.append((time.perf_counter() - began) * 1000)
         # The same reads in process, to count the queries that are neither point nor single-partition.
-        probe = TableStore(service)
+        probe = TableStore.counted(settings.azurite.connection_string)
         probe.get(ids[0])
         probe.list(wave="wave-0000")
         probe.list()

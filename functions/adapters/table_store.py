@@ -34,7 +34,7 @@ Table ``migrationevents``: ``PartitionKey = migration id``, ``RowKey = <UTC time
 <append wall-clock ns>-<random>``: sorted by time, unique, and a listing is one partition query.
 
 Every query names exactly one partition and uses ``parameters=`` (never string-built OData);
-``table_scans`` counts any query that would not (a benchmark shows it stays 0).
+``table_scans`` counts, at the HTTP pipeline, every request that would not (functions/adapters/table_requests.py).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from functions.adapters.table_requests import TableRequest, TableRequestCounter
 from functions.settings import EVENTS_TABLE, MIGRATIONS_TABLE
 from migration.errors import (
     InvalidInput,
@@ -245,29 +246,46 @@ class TableStore:
         migrations_table: str = MIGRATIONS_TABLE,
         events_table: str = EVENTS_TABLE,
         create_tables: bool = True,
+        requests: TableRequestCounter | None = None,
     ) -> None:
         self._service = service
         self._records: TableClient = service.get_table_client(migrations_table)
         self._events: TableClient = service.get_table_client(events_table)
-        self.point_reads = 0
-        self.partition_queries = 0
-        self.table_scans = 0
+        self.requests = requests
         self._token_key: bytes | None = None
         if create_tables:
             self.ensure_tables()
 
     @classmethod
     def from_settings(cls, settings: FunctionSettings) -> TableStore:
+        requests = TableRequestCounter()
         if settings.state_storage_connection_string:
-            service = TableServiceClient.from_connection_string(settings.state_storage_connection_string)
+            service = TableServiceClient.from_connection_string(
+                settings.state_storage_connection_string, raw_request_hook=requests.on_request
+            )
         else:
             from azure.identity import DefaultAzureCredential
 
             # Managed identity in Azure (STATE_STORAGE__tableServiceUri), no keys.
             service = TableServiceClient(
-                endpoint=str(settings.state_table_service_uri), credential=DefaultAzureCredential()
-            )
-        return cls(service)
+                endpoint=str(settings.state_table_service_uri), credential=DefaultAzureCredential(),
+                raw_request_hook=requests.on_request,
+            )  # fmt: skip
+        return cls(service, requests=requests)
+
+    @classmethod
+    def counted(cls, connection_string: str, **options: Any) -> TableStore:
+        """A store on ``connection_string`` whose every request is counted by kind (``requests``)."""
+        requests = TableRequestCounter()
+        service = TableServiceClient.from_connection_string(connection_string, raw_request_hook=requests.on_request)
+        return cls(service, requests=requests, **options)
+
+    @property
+    def table_scans(self) -> int:
+        """Requests that read more than one partition, as the Table clients' pipeline saw them."""
+        if self.requests is None:
+            raise RuntimeError("this store's requests are not counted: build it with TableStore.counted()")
+        return self.requests[TableRequest.SCAN]
 
     def ensure_tables(self) -> None:
         with translated_errors("create tables"):
@@ -277,7 +295,6 @@ class TableStore:
     # -- point reads -------------------------------------------------------------------------
 
     def _read(self, table: TableClient, partition: str, row: str) -> TableEntity:
-        self.point_reads += 1
         return table.get_entity(partition, row)
 
     def _live_partition(self, migration_id: str) -> tuple[str, TableEntity]:
@@ -452,9 +469,6 @@ class TableStore:
     ) -> tuple[_Entities, _Position | None]:
         """One request of a single-partition query: its entities and the store's next position."""
         query_filter = "PartitionKey eq @partition" + (f" and {extra_filter}" if extra_filter else "")
-        if not query_filter.startswith("PartitionKey eq @partition"):
-            self.table_scans += 1  # kept honest: any future query without a partition is counted
-        self.partition_queries += 1
         pages = table.query_entities(
             query_filter,
             parameters={"partition": partition, **(parameters or {})},

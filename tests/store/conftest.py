@@ -28,6 +28,9 @@ def service(azurite: StackSettings) -> TableServiceClient:
 
 
 @pytest.fixture
-def store(service: TableServiceClient) -> TableStore:
+def store(azurite: StackSettings) -> TableStore:
+    """A store on fresh tables whose every request is counted by kind (point read, partition query, scan)."""
+    assert azurite.azurite is not None
     suffix = uuid.uuid4().hex[:12]
-    return TableStore(service, migrations_table=f"m{suffix}", events_table=f"e{suffix}")
+    return TableStore.counted(azurite.azurite.connection_string, migrations_table=f"m{suffix}",
+                              events_table=f"e{suffix}")  # fmt: skip

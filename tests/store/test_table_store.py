@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
+from functions.adapters.table_requests import TableRequest
 from functions.adapters.table_store import (
     CONFIG_PARTITION,
     LOOKUP_PARTITION,
@@ -375,16 +376,31 @@ def test_an_oversized_event_is_invalid_input(store: TableStore) -> None:
 
 
 def test_what_each_operation_costs_in_requests(fleet: TableStore) -> None:
+    assert fleet.requests is not None
+    counts = fleet.requests
     migration_id = make_record(10).migration_id
-    reads, queries = fleet.point_reads, fleet.partition_queries
+    reads, queries = counts[TableRequest.POINT_READ], counts[TableRequest.PARTITION_QUERY]
     record = fleet.get(migration_id)
-    assert (fleet.point_reads - reads, fleet.partition_queries - queries) == (2, 0)  # lookup + record
+    assert (counts[TableRequest.POINT_READ] - reads, counts[TableRequest.PARTITION_QUERY] - queries) == (2, 0)
 
-    reads = fleet.point_reads
+    reads, writes = counts[TableRequest.POINT_READ], counts[TableRequest.WRITE]
     fleet.update(record.model_copy(update={"progress_percent": 1}))
-    assert fleet.point_reads == reads  # one conditional write, no read
+    assert counts[TableRequest.POINT_READ] == reads  # one conditional write, no read
+    assert counts[TableRequest.WRITE] == writes + 1
 
-    queries = fleet.partition_queries
+    queries = counts[TableRequest.PARTITION_QUERY]
     _all_pages(fleet, wave="w1", page_size=3)
-    assert fleet.partition_queries - queries == 3  # one single-partition request per page of a wave
+    assert counts[TableRequest.PARTITION_QUERY] - queries == 3  # one single-partition request per page of a wave
     assert fleet.table_scans == 0
+
+
+def test_a_query_that_reads_the_whole_table_is_counted_as_a_scan(fleet: TableStore) -> None:
+    """The count can count: a query by phase alone (no partition) is seen at the pipeline."""
+    before = fleet.table_scans
+    rows = list(fleet._records.query_entities("phase eq @phase", parameters={"phase": "Replicating"}))
+    assert rows
+    assert fleet.table_scans == before + 1
+    # So is a query that names a partition but may leave it ("or").
+    list(fleet._records.query_entities("PartitionKey eq @p or phase eq @phase",
+                                       parameters={"p": "w1", "phase": "Migrated"}))  # fmt: skip
+    assert fleet.table_scans == before + 2
