@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from azure.data.tables import TableServiceClient
 
-from bench import intake_bench
+from bench import aws_side, intake_bench
 from bench.wave import WaveDriver
 from devstack.launcher import Stack
 from devstack.replay import PendingActivity, Replay, orchestrator_handle
@@ -217,6 +217,8 @@ def main() -> None:
     intake = intake_bench.run(events=20 if args.quick else 50, repeats=2 if args.quick else 5)
     results["intake_p50_ms"] = intake["intake_p50_ms"]
     results["intake_cold_import_ms"] = intake["intake_cold_import_ms"]
+    # The AWS side alone: every source of one cutover-at stopped and failed over (bench/aws_side.py).
+    results |= aws_side.measure(100 if args.quick else 1000, work / "aws-side")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
