@@ -6,8 +6,9 @@ name, and the host can index the app without any cloud reachable.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from datetime import timedelta
 
 from functions.adapters.asr import (
     SDK_RETRY_SETTINGS,
@@ -24,17 +25,54 @@ from migration.ports import AsrGateway, Clock, MigrationStore
 from migration.steps import MigrationSteps
 
 
-@dataclass(frozen=True)
 class Services:
-    settings: FunctionSettings
-    store: MigrationStore
-    asr: AsrGateway
-    clock: Clock
-    steps: MigrationSteps
+    """The worker's services, each built on first use from the settings; pass one in to replace it.
+
+    The only composition root of the Function App: activities, orchestrations' activities and the HTTP
+    API all take their dependencies from ``services()``; tests ``configure`` it with their own parts."""
+
+    def __init__(self, settings: FunctionSettings, *, store: MigrationStore | None = None,
+                 asr: AsrGateway | None = None, clock: Clock | None = None) -> None:  # fmt: skip
+        self.settings = settings
+        self._store, self._asr, self._clock = store, asr, clock
+        self._lock = threading.Lock()
+        self._steps: MigrationSteps | None = None
+
+    @property
+    def store(self) -> MigrationStore:
+        with self._lock:
+            if self._store is None:
+                self._store = TableStore.from_settings(self.settings)
+            return self._store
+
+    @property
+    def clock(self) -> Clock:
+        with self._lock:
+            if self._clock is None:
+                self._clock = clock_from_factory(self.settings.clock_factory)
+            return self._clock
+
+    @property
+    def asr(self) -> AsrGateway:
+        with self._lock:
+            if self._asr is None:
+                self._asr = _build_asr(self.settings)
+            return self._asr
+
+    @property
+    def steps(self) -> MigrationSteps:
+        store, asr, clock, settings = self.store, self.asr, self.clock, self.settings
+        with self._lock:
+            if self._steps is None:
+                self._steps = MigrationSteps(
+                    store, asr, clock, target_tags=settings.target_tags, default_subnet=settings.target_default_subnet,
+                    default_vm_size=settings.target_default_vm_size,
+                    discovery_timeout=timedelta(seconds=settings.discovery_timeout_seconds),
+                )  # fmt: skip
+            return self._steps
 
 
-def build_services(settings: FunctionSettings) -> Services:
-    store = TableStore.from_settings(settings)
+def _build_asr(settings: FunctionSettings) -> AsrGateway:
     # One write budget for every worker (a token bucket in Table Storage, functions/adapters/write_budget.py).
     limiter = write_budget_from_settings(settings)
     credential = build_asr_credential(settings)
@@ -43,16 +81,38 @@ def build_services(settings: FunctionSettings) -> Services:
         credential, base_url=settings.offazure_base_url or settings.asr_base_url, ca_bundle=settings.asr_ca_bundle,
         retry_settings=dict(SDK_RETRY_SETTINGS), write_limiter=limiter,
     )  # fmt: skip
-    gateway = AzureSiteRecoveryGateway.from_settings(client, settings, offazure=offazure)
-    asr: AsrGateway = gateway
-    clock = clock_from_factory(settings.clock_factory)
-    steps = MigrationSteps(
-        store, asr, clock, target_tags=settings.target_tags, default_subnet=settings.target_default_subnet,
-        default_vm_size=settings.target_default_vm_size,
-    )  # fmt: skip
-    return Services(settings=settings, store=store, asr=asr, clock=clock, steps=steps)
+    return AzureSiteRecoveryGateway.from_settings(client, settings, offazure=offazure)
 
 
-@functools.cache
+def build_services(settings: FunctionSettings) -> Services:
+    """Every service, built now (a deployment check: each client constructs with these settings)."""
+    built = Services(settings)
+    _ = built.steps
+    return built
+
+
+class _Root:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.factory: Callable[[], Services] = lambda: Services(FunctionSettings.from_environment())
+        self.built: Services | None = None
+
+
+_ROOT = _Root()
+
+
+def configure(factory: Callable[[], Services] | None = None) -> None:
+    """Build the worker's services with ``factory`` on first use; None restores the settings' own."""
+    with _ROOT.lock:
+        _ROOT.factory = factory or _Root().factory
+        _ROOT.built = None
+
+
 def services() -> Services:
-    return build_services(FunctionSettings.from_environment())
+    built = _ROOT.built
+    if built is None:
+        with _ROOT.lock:
+            if _ROOT.built is None:
+                _ROOT.built = _ROOT.factory()
+            built = _ROOT.built
+    return built

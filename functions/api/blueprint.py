@@ -9,7 +9,6 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.api import logic
-from functions.api.dependencies import api_services, get_store
 from functions.api.durable_control import DurableControl
 from functions.api.models import ApproveRequest, CancelRequest, CutoverRequest, RetryRequest
 from functions.api.openapi import openapi_document
@@ -21,31 +20,32 @@ from functions.api.responses import (
     respond_async,
     route_value,
 )
+from functions.bootstrap import services
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 
 def control(client: df.DurableOrchestrationClient) -> DurableControl:
-    services = api_services()
-    return DurableControl(client, services.store, services.settings)
+    built = services()
+    return DurableControl(client, built.store, built.settings)
 
 
 @bp.function_name("api_list_migrations")
 @bp.route(route="migrations", methods=["GET"])
 def list_migrations(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(lambda: logic.list_migrations(get_store(), parse_list_query(req)))
+    return respond(lambda: logic.list_migrations(services().store, parse_list_query(req)))
 
 
 @bp.function_name("api_get_migration")
 @bp.route(route="migrations/{migration_id}", methods=["GET"])
 def get_migration(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(lambda: logic.get_migration(get_store(), route_value(req, "migration_id")))
+    return respond(lambda: logic.get_migration(services().store, route_value(req, "migration_id")))
 
 
 @bp.function_name("api_get_wave")
 @bp.route(route="waves/{wave}", methods=["GET"])
 def get_wave(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(lambda: logic.get_wave(get_store(), route_value(req, "wave")))
+    return respond(lambda: logic.get_wave(services().store, route_value(req, "wave")))
 
 
 @bp.function_name("api_openapi")
@@ -67,7 +67,7 @@ async def start_migration(req: func.HttpRequest, client: df.DurableOrchestration
 async def cutover(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return await respond_async(
         lambda: logic.request_cutover(
-            get_store(), control(client), route_value(req, "migration_id"), parse_body(req, CutoverRequest)
+            services().store, control(client), route_value(req, "migration_id"), parse_body(req, CutoverRequest)
         )
     )
 
@@ -78,7 +78,7 @@ async def cutover(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
 async def approve(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return await respond_async(
         lambda: logic.approve(
-            get_store(), control(client), route_value(req, "migration_id"), parse_body(req, ApproveRequest)
+            services().store, control(client), route_value(req, "migration_id"), parse_body(req, ApproveRequest)
         )
     )
 
@@ -89,7 +89,7 @@ async def approve(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
 async def cancel(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return await respond_async(
         lambda: logic.cancel(
-            get_store(), control(client), route_value(req, "migration_id"), parse_body(req, CancelRequest)
+            services().store, control(client), route_value(req, "migration_id"), parse_body(req, CancelRequest)
         )
     )
 
@@ -100,6 +100,6 @@ async def cancel(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
 async def retry(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return await respond_async(
         lambda: logic.retry(
-            get_store(), control(client), route_value(req, "migration_id"), parse_body(req, RetryRequest)
+            services().store, control(client), route_value(req, "migration_id"), parse_body(req, RetryRequest)
         )
     )

@@ -15,8 +15,8 @@ from azure.durable_functions.models.utils import http_utils
 
 from devstack.launcher import Stack
 from devstack.settings import StackSettings
+from functions import bootstrap
 from functions.adapters.table_store import TableStore
-from functions.api import dependencies
 from functions.api.blueprint import bp
 from functions.settings import FunctionSettings
 from tests.api.durable_host import RecordingDurableHost
@@ -65,9 +65,9 @@ def store(azurite: StackSettings) -> Iterator[TableStore]:
     suffix = uuid.uuid4().hex[:12]
     table_store = TableStore(service, migrations_table=f"m{suffix}", events_table=f"e{suffix}")
     settings = function_settings(azurite.azurite.connection_string)
-    dependencies.configure(lambda: dependencies.ApiServices(store=table_store, settings=settings))
+    bootstrap.configure(lambda: bootstrap.Services(settings, store=table_store))
     yield table_store
-    dependencies.configure(None)
+    bootstrap.configure(None)
 
 
 @pytest.fixture

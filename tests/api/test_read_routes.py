@@ -9,8 +9,8 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from functions import bootstrap
 from functions.adapters.table_store import TableStore
-from functions.api import dependencies
 from functions.settings import FunctionSettings
 from migration.lifecycle import Phase
 from tests.api.conftest import Caller
@@ -133,7 +133,7 @@ def test_an_unexpected_error_is_500_with_a_correlation_id_in_the_log(
     store: TableStore, call: Caller, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A worker started without its app settings cannot wire the API: our fault, not the client's.
-    dependencies.configure(lambda: dependencies.ApiServices(store, FunctionSettings.from_environment({})))
+    bootstrap.configure(lambda: bootstrap.Services(FunctionSettings.from_environment({}), store=store))
     with caplog.at_level(logging.ERROR, logger="aws2azure.api"):
         error = _error(call("api_list_migrations", "GET", "migrations"), 500)
     assert error["code"] == "InternalError"
@@ -154,7 +154,7 @@ def test_an_unreachable_store_is_503(store: TableStore, call: Caller) -> None:
         f"TableEndpoint=http://127.0.0.1:9/{AZURITE_ACCOUNT};",
         retry_total=0,
     )
-    settings = dependencies.api_services().settings
-    dependencies.configure(lambda: dependencies.ApiServices(TableStore(unreachable, create_tables=False), settings))
+    settings = bootstrap.services().settings
+    bootstrap.configure(lambda: bootstrap.Services(settings, store=TableStore(unreachable, create_tables=False)))
     error = _error(call("api_get_wave", "GET", "waves/w1", route={"wave": "w1"}), 503)
     assert error["code"] == "Unavailable"
