@@ -1,30 +1,25 @@
 """migrate_wave: cut a wave over together, recovery plan by recovery plan.
 
 One plan per execution (continue_as_new between plans), so a 1,000-machine wave in ten plans
-keeps every history short. Started by ``POST /api/waves/{wave}/cutover``.
+keeps every history short. Started by ``POST /api/waves/{wave}/cutover`` (functions/api/blueprint.py).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
-import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field
 
 from functions import names
 from functions.bootstrap import services
-from functions.dispatch import runtime_status
 from functions.step_runner import Task, run_step
 from migration import contracts as c
-from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, describe
+from migration.lifecycle import describe
 from migration.outcome import Outcome
 from migration.ports import AsrJob
-from migration.tags import WAVE_PATTERN
-from migration.waves import RecoveryPlanSpec, WaveCutover, WavePlan
+from migration.waves import RecoveryPlanSpec, WaveCutover, WaveState
 
 bp = df.Blueprint()
 # A recovery plan's jobs are watched at this interval (the instance path's floor).
@@ -94,17 +89,6 @@ class WaveMigration:
         return {"plan": spec.name, "members": len(spec.members), "outcome": "Committed"}
 
 
-class WaveState(BaseModel):
-    """What migrate_wave carries across continue_as_new: one recovery plan per execution."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    wave: str
-    plan: WavePlan | None = None
-    index: int = 0
-    results: list[dict[str, Any]] = Field(default_factory=list)
-
-
 @bp.orchestration_trigger(context_name="context", orchestration=names.MIGRATE_WAVE, input_type=dict)
 def migrate_wave(context: df.DurableOrchestrationContext) -> Generator[Task, Any, dict[str, Any]]:
     result = yield from WaveMigration(context).run()
@@ -149,34 +133,3 @@ async def notify_plan_members(payload: dict[str, Any], client: df.DurableOrchest
     for member in notice.plan.members:
         await client.raise_event(member.migration_id, event, data)
     return {"ok": True, "value": c.Notified(members=len(notice.plan.members)).model_dump(mode="json"), "error": None}
-
-
-@bp.route(route="waves/{wave}/cutover", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-@bp.durable_client_input(client_name="client")
-async def cut_over_wave(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    wave = req.route_params.get("wave", "")
-    if not WAVE_PATTERN.fullmatch(wave):
-        return _error(400, "InvalidWave", f"{wave!r} is not a wave name")
-    try:
-        body = json.loads(req.get_body() or b"{}")
-    except ValueError:
-        return _error(400, "InvalidJson", "the body is not JSON")
-    if not isinstance(body, dict) or body.get("source_stopped") is not True:
-        return _error(
-            409, "SourceNotStopped",
-            "stop the wave's EC2 instances first and confirm with {\"source_stopped\": true}: "
-            "ASR cannot shut down an AWS source, and failing over a running one loses its latest writes",
-        )  # fmt: skip
-    if not services().store.list(wave=wave, page_size=1).items:
-        return _error(404, "WaveNotFound", f"no migrations in wave {wave!r}")
-    instance_id = names.wave_orchestration_id(wave)
-    if await runtime_status(client, instance_id) in ACTIVE_RUNTIME_STATUSES:
-        return _error(409, "WaveCutoverRunning", f"wave {wave!r} is already being cut over")
-    await client.start_new(names.MIGRATE_WAVE, instance_id, {"wave": wave})
-    body = {"wave": wave, "orchestration_id": instance_id, "status": "started"}
-    return func.HttpResponse(json.dumps(body), status_code=202, mimetype="application/json")
-
-
-def _error(status: int, code: str, message: str) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"error": {"code": code, "message": message}}), status_code=status,
-                             mimetype="application/json")  # fmt: skip

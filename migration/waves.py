@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from migration.errors import NotFound, PreconditionFailed
 from migration.lifecycle import Phase, ensure_transition
@@ -45,6 +46,18 @@ class WavePlan(BaseModel):
     wave: str
     plans: list[RecoveryPlanSpec]
     left_out: list[LeftOut]
+
+
+class WaveState(BaseModel):
+    """What migrate_wave carries across continue_as_new: one recovery plan per execution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wave: str
+    plan: WavePlan | None = None
+    index: int = 0
+    results: list[dict[str, Any]] = Field(default_factory=list)
+
 
 
 def chunked(members: list[PlanMember], size: int) -> Iterator[list[PlanMember]]:

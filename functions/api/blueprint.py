@@ -5,12 +5,22 @@ Registered by ``function_app.py`` with ``app.register_functions(bp)``; every rou
 
 from __future__ import annotations
 
+import asyncio
+
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions import names
 from functions.api import logic
 from functions.api.durable_control import DurableControl
-from functions.api.models import ApproveRequest, CancelRequest, CutoverRequest, RetryRequest
+from functions.api.models import (
+    ApproveRequest,
+    CancelRequest,
+    CutoverRequest,
+    RetryRequest,
+    WaveCutoverRequest,
+    WaveCutoverStarted,
+)
 from functions.api.openapi import openapi_document
 from functions.api.responses import (
     json_response,
@@ -21,6 +31,11 @@ from functions.api.responses import (
     route_value,
 )
 from functions.bootstrap import services
+from functions.dispatch import runtime_status
+from migration.errors import InvalidInput, NotFound, PreconditionFailed
+from migration.lifecycle import ACTIVE_RUNTIME_STATUSES
+from migration.tags import WAVE_PATTERN
+from migration.waves import WaveState
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -103,3 +118,30 @@ async def retry(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
             services().store, control(client), route_value(req, "migration_id"), parse_body(req, RetryRequest)
         )
     )
+
+
+@bp.function_name("api_cut_over_wave")
+@bp.route(route="waves/{wave}/cutover", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def cut_over_wave(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    async def start() -> WaveCutoverStarted:
+        wave = route_value(req, "wave")
+        if not WAVE_PATTERN.fullmatch(wave):
+            raise InvalidInput(f"{wave!r} is not a wave name")
+        request = parse_body(req, WaveCutoverRequest)
+        if not request.source_stopped:
+            raise PreconditionFailed(
+                "stop the wave's EC2 instances first and confirm with {\"source_stopped\": true}: ASR cannot shut "
+                "down an AWS source, and failing over a running one loses its latest writes",
+                code="SourceNotStopped",
+            )
+        store = services().store
+        if not (await asyncio.to_thread(store.list, wave=wave, page_size=1)).items:
+            raise NotFound(f"no migrations in wave {wave!r}", code="WaveNotFound")
+        instance_id = names.wave_orchestration_id(wave)
+        if await runtime_status(client, instance_id) in ACTIVE_RUNTIME_STATUSES:
+            raise PreconditionFailed(f"wave {wave!r} is already being cut over", code="WaveCutoverRunning")
+        await client.start_new(names.MIGRATE_WAVE, instance_id, WaveState(wave=wave).model_dump(mode="json"))
+        return WaveCutoverStarted(wave=wave, orchestration_id=instance_id)
+
+    return await respond_async(start)

@@ -28,6 +28,24 @@ class CutoverRequest(_Body):
     reason: Reason = ""
 
 
+class WaveCutoverRequest(_Body):
+    """Cut a whole wave over together, with ASR recovery plans of at most 100 machines."""
+
+    source_stopped: bool = Field(
+        default=False,
+        description="The operator has stopped the wave's EC2 instances (ASR cannot stop an AWS source itself).",
+    )
+    reason: Reason = ""
+
+
+class WaveCutoverStarted(BaseModel):
+    """The wave's cutover orchestration was started; its members are claimed into recovery plans."""
+
+    wave: str
+    orchestration_id: str
+    status: str = "started"
+
+
 class ApproveRequest(_Body):
     reason: Reason = ""
 

@@ -16,6 +16,8 @@ from functions.api.models import (
     ErrorBody,
     MigrationDetail,
     RetryRequest,
+    WaveCutoverRequest,
+    WaveCutoverStarted,
 )
 from migration.events import MigrationRequested
 from migration.lifecycle import Phase
@@ -35,6 +37,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (ApproveRequest, "validation"),
     (CancelRequest, "validation"),
     (RetryRequest, "validation"),
+    (WaveCutoverRequest, "validation"),
+    (WaveCutoverStarted, "serialization"),
 ]
 
 
@@ -176,7 +180,8 @@ def openapi_document() -> dict[str, Any]:
                 refs,
                 "RetryRequest",
                 "Retry a Failed migration",
-                "Raises RetryRequested on a waiting orchestration, or starts it again.",
+                "Starts the migration's orchestration again with its original request; it resumes from what ASR "
+                "reports. Refused while the orchestration still runs.",
             ),
             "/waves/{wave}": {
                 "get": {
@@ -186,6 +191,24 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(refs["WaveSummary"], "The wave."),
                         **_errors(refs, 400, 401, 404, 500, 502, 503),
+                    },
+                }
+            },
+            "/waves/{wave}/cutover": {
+                "post": {
+                    "operationId": "cutOverWave",
+                    "summary": "Cut a wave over together with recovery plans",
+                    "description": "Claims the wave's members that ASR can fail over into recovery plans of at most "
+                    "100 machines; members ASR no longer has, or cannot fail over now, are left out with a reason. "
+                    "Refused unless the sources are confirmed stopped, and while the wave's cutover already runs.",
+                    "parameters": [{"name": "wave", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": refs["WaveCutoverRequest"]}},
+                    },
+                    "responses": {
+                        "202": _json(refs["WaveCutoverStarted"], "The wave's cutover orchestration was started."),
+                        **_errors(refs, 400, 401, 404, 409, 500, 502, 503),
                     },
                 }
             },

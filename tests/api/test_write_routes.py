@@ -354,3 +354,38 @@ def test_retry_of_a_migration_that_did_not_fail_is_409(
     error = _body(_signal(call, "retry", migration_id), 409)["error"]
     assert error["code"] == "NotFailed"
     assert phase.value in error["message"]
+
+
+# -- wave cutover ------------------------------------------------------------------------------------
+
+
+def _cut_over_wave(call: Caller, wave: str, body: object = None) -> func.HttpResponse:
+    raw = None if body is None else json.dumps(body)
+    return call("api_cut_over_wave", "POST", f"waves/{wave}/cutover", route={"wave": wave}, body=raw)
+
+
+def test_a_wave_cutover_starts_migrate_wave_once_its_sources_are_confirmed_stopped(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller
+) -> None:
+    _running(store, durable_host, 60, Phase.AWAITING_CUTOVER)
+    refused = _body(_cut_over_wave(call, "w1", {"source_stopped": False}), 409)["error"]
+    assert refused["code"] == "SourceNotStopped"
+    assert durable_host.writes() == []
+    started = _body(_cut_over_wave(call, "w1", {"source_stopped": True}), 202)
+    assert started == {"wave": "w1", "orchestration_id": "wave-w1", "status": "started"}
+    [start] = durable_host.writes()
+    assert start.path == "orchestrators/migrate_wave/wave-w1"
+    assert json.loads(start.body) == {"wave": "w1", "plan": None, "index": 0, "results": []}
+
+
+def test_a_wave_cutover_answers_errors_like_every_other_route(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller
+) -> None:
+    _running(store, durable_host, 61, Phase.AWAITING_CUTOVER)
+    assert _body(_cut_over_wave(call, "no-such-wave", {"source_stopped": True}), 404)["error"]["code"] == "WaveNotFound"
+    bad = _body(_cut_over_wave(call, "w1", {"source_stopped": True, "surprise": 1}), 400)["error"]
+    assert bad["code"] == "InvalidInput"
+    assert any("surprise" in problem for problem in bad["problems"])
+    durable_host.statuses["wave-w1"] = "Running"
+    assert _body(_cut_over_wave(call, "w1", {"source_stopped": True}), 409)["error"]["code"] == "WaveCutoverRunning"
+    assert durable_host.writes() == []
