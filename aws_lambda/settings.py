@@ -72,6 +72,8 @@ class IntakeSettings(QueueSettings):
     cutover_function_arn: str = Field(alias="CUTOVER_FUNCTION_ARN", pattern=r"^arn:")
     scheduler_group_name: str = Field(alias="SCHEDULER_GROUP_NAME", min_length=1)
     scheduler_role_arn: str = Field(alias="SCHEDULER_ROLE_ARN", pattern=r"^arn:")
+    # Where a schedule's invocation goes when it still fails after its retries (the cutover dead-letter queue).
+    scheduler_dead_letter_arn: str | None = Field(default=None, alias="SCHEDULER_DEAD_LETTER_ARN", pattern=r"^arn:")
     # ssm: intake runs the Mobility install document through Systems Manager; push: the appliance pushes
     # the agent (needs inbound ports and credentials on the appliance); manual: the operator installs it.
     agent_install: AgentInstall = Field(default="ssm", alias="AGENT_INSTALL")
@@ -98,6 +100,8 @@ class CutoverSettings(QueueSettings):
     # The one-time follow-up schedule that reports a source that did not stop (EventBridge Scheduler).
     scheduler_group_name: str = Field(alias="SCHEDULER_GROUP_NAME", min_length=1)
     scheduler_role_arn: str = Field(alias="SCHEDULER_ROLE_ARN", pattern=r"^arn:")
+    # Where a schedule's invocation goes when it still fails after its retries (the cutover dead-letter queue).
+    scheduler_dead_letter_arn: str | None = Field(default=None, alias="SCHEDULER_DEAD_LETTER_ARN", pattern=r"^arn:")
     cutover_function_arn: str = Field(alias="CUTOVER_FUNCTION_ARN", pattern=r"^arn:")
 
 

@@ -92,6 +92,11 @@ class LocalAwsSide:
     ssm_url: str | None = None
     install_document: str | None = None
 
+    @property
+    def scheduler_dead_letter_arn(self) -> str:
+        """The cutover dead-letter queue the template names (nothing reads it locally: no schedule fails over to it)."""
+        return f"arn:aws:sqs:{self.region}:{self.account_id}:aws2azure-cutover-dlq"
+
     def lambda_environment(self, *, status_api_url: str = "http://127.0.0.1:1") -> dict[str, str]:
         return {
             **self.aws_environment,
@@ -108,6 +113,7 @@ class LocalAwsSide:
             "CUTOVER_FUNCTION_ARN": self.cutover_function_arn,
             "SCHEDULER_GROUP_NAME": SCHEDULER_GROUP,
             "SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
+            "SCHEDULER_DEAD_LETTER_ARN": self.scheduler_dead_letter_arn,
             "STOP_TIMEOUT_SECONDS": "600",
             "INTAKE_FUNCTION_NAME": INTAKE_FUNCTION,
             **self.agent_environment(),

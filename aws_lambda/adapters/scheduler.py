@@ -13,11 +13,25 @@ from migration.identity import InstanceRef
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
-    from mypy_boto3_scheduler.type_defs import CreateScheduleInputTypeDef
+    from mypy_boto3_scheduler.type_defs import CreateScheduleInputTypeDef, TargetTypeDef
 
 # If the cutover Lambda cannot be invoked at the time, keep trying for an hour, not a day: a cutover that
 # happens far outside its window is worse than one an operator re-runs by hand.
 RETRY_WINDOW_SECONDS = 3600
+
+
+def _target(target_arn: str, role_arn: str, payload: str, dead_letter_arn: str | None) -> TargetTypeDef:
+    """The schedule's target; an invocation that still fails after the retries goes to the dead-letter queue
+    (Scheduler's Target.DeadLetterConfig, botocore scheduler service-2.json), not nowhere."""
+    target: TargetTypeDef = {
+        "Arn": target_arn,
+        "RoleArn": role_arn,
+        "Input": payload,
+        "RetryPolicy": {"MaximumEventAgeInSeconds": RETRY_WINDOW_SECONDS, "MaximumRetryAttempts": 10},
+    }
+    if dead_letter_arn:
+        target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
+    return target
 
 
 def schedule_name(instance: InstanceRef) -> str:
@@ -28,11 +42,13 @@ def schedule_name(instance: InstanceRef) -> str:
 class CutoverSchedules:
     """Implements CutoverScheduler."""
 
-    def __init__(self, client: EventBridgeSchedulerClient, *, group_name: str, target_arn: str, role_arn: str) -> None:
+    def __init__(self, client: EventBridgeSchedulerClient, *, group_name: str, target_arn: str, role_arn: str,
+                 dead_letter_arn: str | None = None) -> None:  # fmt: skip
         self._client = client
         self._group = group_name
         self._target_arn = target_arn
         self._role_arn = role_arn
+        self._dead_letter_arn = dead_letter_arn
 
     def upsert(self, request: CutoverRequest, at: datetime) -> str:
         name = schedule_name(request.instance)
@@ -44,12 +60,7 @@ class CutoverSchedules:
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": "DELETE",
             "Description": f"aws2azure cutover of {request.instance.migration_id}",
-            "Target": {
-                "Arn": self._target_arn,
-                "RoleArn": self._role_arn,
-                "Input": request.model_dump_json(),
-                "RetryPolicy": {"MaximumEventAgeInSeconds": RETRY_WINDOW_SECONDS, "MaximumRetryAttempts": 10},
-            },
+            "Target": _target(self._target_arn, self._role_arn, request.model_dump_json(), self._dead_letter_arn),
         }
         try:
             self._client.create_schedule(**params)
@@ -92,11 +103,13 @@ class CutoverSchedules:
 class StopFollowUpSchedules:
     """Implements StopFollowUps: one one-time schedule per cutover batch, deleted after it runs."""
 
-    def __init__(self, client: EventBridgeSchedulerClient, *, group_name: str, target_arn: str, role_arn: str) -> None:
+    def __init__(self, client: EventBridgeSchedulerClient, *, group_name: str, target_arn: str, role_arn: str,
+                 dead_letter_arn: str | None = None) -> None:  # fmt: skip
         self._client = client
         self._group = group_name
         self._target_arn = target_arn
         self._role_arn = role_arn
+        self._dead_letter_arn = dead_letter_arn
 
     def schedule(self, follow_up: StopFollowUp, at: datetime) -> str:
         name = f"aws2azure-stop-check-{follow_up.batch_id}"[:64]
@@ -109,12 +122,7 @@ class StopFollowUpSchedules:
                 FlexibleTimeWindow={"Mode": "OFF"},
                 ActionAfterCompletion="DELETE",
                 Description="aws2azure: report cutover sources that did not stop",
-                Target={
-                    "Arn": self._target_arn,
-                    "RoleArn": self._role_arn,
-                    "Input": follow_up.model_dump_json(),
-                    "RetryPolicy": {"MaximumEventAgeInSeconds": RETRY_WINDOW_SECONDS, "MaximumRetryAttempts": 10},
-                },
+                Target=_target(self._target_arn, self._role_arn, follow_up.model_dump_json(), self._dead_letter_arn),
             )
         except ClientError as exc:
             if error_code(exc) != "ConflictException":  # the same batch scheduled twice: one is enough

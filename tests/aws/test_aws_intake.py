@@ -261,6 +261,8 @@ def test_a_future_cutover_time_creates_a_one_time_schedule_for_the_cutover_lambd
     assert schedule["ScheduleExpression"] == "at(2099-12-01T22:00:00)"
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
     assert schedule["Target"]["Arn"] == local_aws.side.cutover_function_arn
+    # A cutover invocation that still fails after its retries goes to the cutover dead-letter queue.
+    assert schedule["Target"]["DeadLetterConfig"] == {"Arn": local_aws.side.scheduler_dead_letter_arn}
     payload = json.loads(schedule["Target"]["Input"])
     assert payload["instance"]["instance_id"] == instance_id
     assert payload["request_id"] == outcome["request_id"]
