@@ -10,7 +10,7 @@ from aws_lambda.models.agent import CommandResult
 from aws_lambda.models.cutover import CutoverRequest, StopFollowUp
 from aws_lambda.models.inventory import TaggedInstance
 from migration.errors import MigrationError
-from migration.events import CancelRequested, FailoverRequested, MigrationRequested
+from migration.events import AnyEvent
 from migration.identity import InstanceRef
 from migration.ports import Clock
 from migration.readiness import InstanceDescription, OsFamily
@@ -80,7 +80,7 @@ class StopFollowUps(Protocol):
 
 
 class EventPublisher(Protocol):
-    def publish(self, event: MigrationRequested | FailoverRequested | CancelRequested) -> None:
+    def publish(self, event: AnyEvent) -> None:
         """Put the event on the durable Azure queue; raises TransientCloudError when it may work later."""
         ...
 

@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, overload
 
 from pydantic import (
     AwareDatetime,
@@ -122,8 +122,16 @@ class CancelRequested(_CloudEvent):
     data: CancelRequestedData
 
 
-MigrationEvent = Annotated[MigrationRequested | FailoverRequested | CancelRequested, Field(discriminator="type")]
-_EVENT_ADAPTER: TypeAdapter[MigrationRequested | FailoverRequested | CancelRequested] = TypeAdapter(MigrationEvent)
+# The one union of the events that cross from AWS to Azure (and that the API raises by hand).
+AnyEvent = MigrationRequested | FailoverRequested | CancelRequested
+AnyEventData = MigrationRequestedData | FailoverRequestedData | CancelRequestedData
+MigrationEvent = Annotated[AnyEvent, Field(discriminator="type")]
+_EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(MigrationEvent)
+_EVENT_OF: dict[type[_Data], type[_CloudEvent]] = {
+    MigrationRequestedData: MigrationRequested,
+    FailoverRequestedData: FailoverRequested,
+    CancelRequestedData: CancelRequested,
+}
 
 
 def _describe(error: ValidationError) -> list[str]:
@@ -139,9 +147,7 @@ def _describe(error: ValidationError) -> list[str]:
     return problems
 
 
-def parse_event(
-    raw: str | bytes | dict[str, Any],
-) -> MigrationRequested | FailoverRequested | CancelRequested:
+def parse_event(raw: str | bytes | dict[str, Any]) -> AnyEvent:
     """Parse and validate one event, or raise InvalidInput naming every problem found."""
     if isinstance(raw, str | bytes):
         try:
@@ -173,3 +179,24 @@ def new_event_id() -> str:
 
 def event_source(instance: InstanceRef, component: str) -> str:
     return f"aws2azure/{component}/{instance.account_id}/{instance.region}"
+
+
+@overload
+def new_event(data: MigrationRequestedData, *, component: str, at: datetime,
+              event_id: str | None = None) -> MigrationRequested: ...  # fmt: skip
+@overload
+def new_event(data: FailoverRequestedData, *, component: str, at: datetime,
+              event_id: str | None = None) -> FailoverRequested: ...  # fmt: skip
+@overload
+def new_event(data: CancelRequestedData, *, component: str, at: datetime,
+              event_id: str | None = None) -> CancelRequested: ...  # fmt: skip
+def new_event(data: AnyEventData, *, component: str, at: datetime, event_id: str | None = None) -> AnyEvent:
+    """The one way to make an event: the CloudEvents envelope around ``data``, sent by ``component``.
+
+    ``event_id`` is given where a retry must send the same event again (the AWS side derives it from the
+    request), else a new one is made. The subject is the instance, as the contract requires."""
+    kind = _EVENT_OF[type(data)]
+    return kind.model_validate({  # type: ignore[return-value]
+        "specversion": "1.0", "id": event_id or new_event_id(), "source": event_source(data.instance, component),
+        "time": at, "subject": data.instance.instance_id, "data": data,
+    })  # fmt: skip

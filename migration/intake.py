@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from migration.events import CancelRequested, FailoverRequested, MigrationRequested
+from migration.events import AnyEvent, FailoverRequested, MigrationRequested
 from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, TERMINAL_PHASES, Phase
 from migration.records import MigrationRecord
 
@@ -30,7 +30,7 @@ class IntakeDecision:
 
 
 def decide(
-    event: MigrationRequested | FailoverRequested | CancelRequested,
+    event: AnyEvent,
     record: MigrationRecord | None,
     runtime_status: str | None,
 ) -> IntakeDecision:

@@ -11,7 +11,7 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from aws_lambda.adapters.secrets import CachedSecret
 from migration.errors import MigrationError, PermanentCloudError, ThrottledError, TransientCloudError
-from migration.events import CancelRequested, FailoverRequested, MigrationRequested
+from migration.events import AnyEvent
 
 NEVER_EXPIRE = -1
 
@@ -26,7 +26,7 @@ class AzureQueuePublisher:
         self._client: QueueClient | None = None
         self._client_sas: str | None = None
 
-    def publish(self, event: MigrationRequested | FailoverRequested | CancelRequested) -> None:
+    def publish(self, event: AnyEvent) -> None:
         body = event.to_json()
         try:
             self._queue(self._sas.get()).send_message(body, time_to_live=NEVER_EXPIRE)

@@ -25,7 +25,7 @@ from aws_lambda.models.state_change import InstanceStateChange
 from aws_lambda.observability import count, count_by, logger
 from aws_lambda.ports import Clock, EventPublisher, InstanceInventory, SourceMachines, StopFollowUps, TagWriter
 from migration.errors import NotFound
-from migration.events import FailoverRequested, FailoverRequestedData, event_source
+from migration.events import FailoverRequestedData, new_event
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase
 from migration.readiness import InstanceDescription
@@ -222,13 +222,11 @@ def _request_failover(
 ) -> CutoverOutcome:
     requested_by = "operator" if mark.requested_by == "operator" else "schedule"
     reason = f"source stopped at {_stamp(now)}; failover requested by {requested_by}"
-    event = FailoverRequested(
-        specversion="1.0",
-        id=event_id("FailoverRequested", instance, mark.request_id),
-        source=event_source(instance, COMPONENT),
-        time=now,
-        subject=instance.instance_id,
-        data=FailoverRequestedData(instance=instance, requested_by=requested_by, source_stopped=True, reason=reason),
+    event = new_event(
+        FailoverRequestedData(instance=instance, requested_by=requested_by, source_stopped=True, reason=reason),
+        component=COMPONENT,
+        at=now,
+        event_id=event_id("FailoverRequested", instance, mark.request_id),
     )
     deps.publisher.publish(event)
     updates[instance.instance_id] = _reason_tags(reason, now, StopMark(SENT, mark.request_id, mark.requested_by))

@@ -34,13 +34,7 @@ from aws_lambda.ports import (
     TagWriter,
 )
 from migration.errors import InvalidInput, NotFound
-from migration.events import (
-    CancelRequested,
-    CancelRequestedData,
-    MigrationRequested,
-    MigrationRequestedData,
-    event_source,
-)
+from migration.events import CancelRequestedData, MigrationRequestedData, new_event
 from migration.identity import InstanceRef
 from migration.lifecycle import FAILOVER_STARTED_PHASES, Phase, is_cancellable
 from migration.readiness import (
@@ -195,13 +189,8 @@ class Intake:
             )
         else:
             self._deps.schedules.delete(instance)
-        event = MigrationRequested(
-            specversion="1.0",
-            id=event_id("MigrationRequested", instance, request.request_id),
-            source=event_source(instance, COMPONENT),
-            time=now,
-            subject=instance.instance_id,
-            data=MigrationRequestedData(
+        event = new_event(
+            MigrationRequestedData(
                 instance=instance,
                 private_ip=description.private_ip,
                 os_family=readiness.os_family,
@@ -210,9 +199,14 @@ class Intake:
                 target_size=wanted.target_size,
                 target_subnet=wanted.target_subnet,
                 test_failover=wanted.test_failover,
+                target_disk_type=wanted.target_disk_type,
+                hybrid_benefit=wanted.hybrid_benefit,
                 disks_gib=list(description.disks_gib),
                 request_id=request.request_id,
             ),
+            component=COMPONENT,
+            at=now,
+            event_id=event_id("MigrationRequested", instance, request.request_id),
         )
         # Publish before tagging: if tagging fails, the retry publishes the same event id again, which
         # Azure drops; tagging first could leave a Requested tag with nothing on the queue.
@@ -342,15 +336,13 @@ class Intake:
                 request_id=request.request_id,
             )
         now = self._deps.clock.now()
-        event = CancelRequested(
-            specversion="1.0",
-            id=event_id("CancelRequested", instance, request.request_id),
-            source=event_source(instance, COMPONENT),
-            time=now,
-            subject=instance.instance_id,
-            data=CancelRequestedData(
+        event = new_event(
+            CancelRequestedData(
                 instance=instance, requested_by="tag-removed", reason=f"{MIGRATE} tag removed or set false"
             ),
+            component=COMPONENT,
+            at=now,
+            event_id=event_id("CancelRequested", instance, request.request_id),
         )
         self._deps.schedules.delete(instance)
         self._deps.publisher.publish(event)

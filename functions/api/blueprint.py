@@ -131,7 +131,7 @@ async def cut_over_wave(req: func.HttpRequest, client: df.DurableOrchestrationCl
         request = parse_body(req, WaveCutoverRequest)
         if not request.source_stopped:
             raise PreconditionFailed(
-                "stop the wave's EC2 instances first and confirm with {\"source_stopped\": true}: ASR cannot shut "
+                'stop the wave\'s EC2 instances first and confirm with {"source_stopped": true}: ASR cannot shut '
                 "down an AWS source, and failing over a running one loses its latest writes",
                 code="SourceNotStopped",
             )

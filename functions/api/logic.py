@@ -36,8 +36,7 @@ from migration.events import (
     FailoverRequestedData,
     MigrationRequested,
     MigrationRequestedData,
-    event_source,
-    new_event_id,
+    new_event,
     parse_event,
 )
 from migration.identity import InstanceRef
@@ -256,10 +255,7 @@ def _request_again(record: MigrationRecord, at: datetime) -> MigrationRequested:
             f"migration {record.migration_id} cannot be requested again from its record: {exc}",
             code="NotRetryable",
         ) from exc
-    return MigrationRequested(
-        specversion="1.0", id=new_event_id(), source=event_source(record.instance, API_COMPONENT),
-        time=at, subject=record.instance.instance_id, data=data,
-    )  # fmt: skip
+    return new_event(data, component=API_COMPONENT, at=at)
 
 
 async def _read_checked(store: MigrationStore, migration_id: str) -> MigrationRecord:

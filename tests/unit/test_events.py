@@ -135,3 +135,30 @@ def test_every_problem_is_reported_at_once() -> None:
         parse_event(event)
     paths = {problem.split(":")[0] for problem in caught.value.problems}
     assert {"data.private_ip", "data.os_family"} <= paths
+
+
+def test_every_event_is_made_by_one_factory_with_the_instance_as_subject() -> None:
+    from datetime import UTC, datetime
+
+    from migration.events import (
+        CancelRequested,
+        CancelRequestedData,
+        FailoverRequested,
+        FailoverRequestedData,
+        new_event,
+        parse_event,
+    )
+    from migration.identity import InstanceRef
+
+    instance = InstanceRef(account_id="123456789012", region="eu-west-1", instance_id="i-0123456789abcdef0")
+    at = datetime(2026, 12, 1, 22, tzinfo=UTC)
+    failover = new_event(FailoverRequestedData(instance=instance, requested_by="schedule", source_stopped=True),
+                         component="cutover", at=at, event_id="fixed-id")  # fmt: skip
+    assert isinstance(failover, FailoverRequested)
+    assert (failover.id, failover.subject, failover.source) == (
+        "fixed-id", "i-0123456789abcdef0", "aws2azure/cutover/123456789012/eu-west-1"
+    )  # fmt: skip
+    cancel = new_event(CancelRequestedData(instance=instance, requested_by="operator"), component="api", at=at)
+    assert isinstance(cancel, CancelRequested)
+    assert cancel.id != new_event(cancel.data, component="api", at=at).id  # a new id unless one is given
+    assert parse_event(cancel.to_json()) == cancel  # what the factory makes, the contract accepts
