@@ -27,6 +27,11 @@ def get_job(payload: dict[str, Any]) -> dict[str, Any]:
     return c.GET_JOB.run(payload, lambda ref: services().steps.get_job(ref.migration_id, ref.job_id))
 
 
+@bp.activity_trigger(input_name="payload", activity=c.RESTART_JOB.name)
+def restart_job(payload: dict[str, Any]) -> dict[str, Any]:
+    return c.RESTART_JOB.run(payload, lambda ref: services().steps.restart_job(ref.migration_id, ref.job_id))
+
+
 @bp.activity_trigger(input_name="payload", activity=c.OBSERVE_REPLICATION.name)
 def observe_replication(payload: dict[str, Any]) -> dict[str, Any]:
     return c.OBSERVE_REPLICATION.run(

@@ -30,6 +30,7 @@ def initial_state(request: MigrationRequestedData, settings: FunctionSettings) -
         approval_required=(request.wave or "") in settings.approval_required_waves,
         poll_floor_seconds=settings.poll_floor_seconds,
         poll_ceiling_seconds=settings.poll_ceiling_seconds,
+        retry_budget_seconds=settings.step_retry_budget_seconds,
     )
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
 from functions import names
-from functions.step_runner import Task, run_step
+from functions.step_runner import RetryClock, Task, run_step, still_retrying
 from migration import contracts as c
 from migration import lifecycle
 from migration.lifecycle import (
@@ -38,6 +38,12 @@ from migration.outcome import Outcome
 
 bp = df.Blueprint()
 Flow = Generator[Task, Any, None]
+# Audit and phase writes (Table Storage) retry within the execution, bounded by the time budget and this count.
+COMMAND_MAX_ATTEMPTS = 64
+
+
+class _StillRetrying(Exception):
+    """A stage's activity met only transient errors for a whole execution's attempts: continue as new."""
 
 
 class InstanceMigration:
@@ -77,7 +83,14 @@ class InstanceMigration:
                 return {"continued": True, "stage": self.state.stage.value}
             episodes += 1
             self._publish_status()
-            yield from self._run_stage()
+            try:
+                yield from self._run_stage()
+            except _StillRetrying:
+                # The same stage runs its activity again in a fresh execution, against the same deadline
+                # (state.retrying_since), so one long retry sequence never grows one history without bound.
+                self.state.executions += 1
+                self.context.continue_as_new(self.state.model_dump(mode="json"))
+                return {"continued": True, "stage": self.state.stage.value, "retrying": True}
         self._publish_status()
         return {"migration_id": self.migration_id, "outcome": self.state.outcome}
 
@@ -90,24 +103,28 @@ class InstanceMigration:
 
     def _run_stage(self) -> Flow:
         stage, ref = self.state.stage, c.MigrationRef(migration_id=self.migration_id)
+        job_ref = c.JobRef(migration_id=self.migration_id, job_id=self.state.job_id or "")
         if stage is Stage.REGISTER:
-            registered = yield from self._step(c.REGISTER, self.state.request)
+            registered = yield from self._stage_step(c.REGISTER, self.state.request)
             decision = lifecycle.after_register(self.state, registered.value, registered.error, self.now)
         elif stage is Stage.MONITOR:
-            observed = yield from self._step(c.OBSERVE_REPLICATION, c.ObserveRequest(migration_id=self.migration_id))
+            observe = c.ObserveRequest(migration_id=self.migration_id)
+            observed = yield from self._stage_step(c.OBSERVE_REPLICATION, observe)
             decision = lifecycle.after_observation(self.state, observed.value, observed.error, self.now)
         elif stage is Stage.AWAIT_CUTOVER:
             decision = lifecycle.await_cutover(self.state, self.now)
+        elif stage in WATCH_STAGES and self.state.restart_pending:
+            restarted = yield from self._stage_step(c.RESTART_JOB, job_ref)
+            new_job = restarted.value.job_id if restarted.value is not None else None
+            decision = lifecycle.after_restart(self.state, new_job, restarted.error)
         elif stage in WATCH_STAGES:
             woke_by_event = yield from self._carry_out(lifecycle.watch_job(self.state, self.now))
             if woke_by_event:
                 return
-            job = yield from self._step(
-                c.GET_JOB, c.JobRef(migration_id=self.migration_id, job_id=self.state.job_id or "")
-            )
+            job = yield from self._stage_step(c.GET_JOB, job_ref)
             decision = lifecycle.after_job(self.state, job.value, job.error)
         elif stage in JOB_STAGES:
-            started = yield from self._step(c.STARTERS[stage], ref)
+            started = yield from self._stage_step(c.STARTERS[stage], ref)
             job_id = started.value.job_id if started.value is not None else None
             decision = lifecycle.after_start(self.state, job_id, started.error, self.now)
         else:  # pragma: no cover - every stage is handled above
@@ -163,8 +180,24 @@ class InstanceMigration:
             timer.cancel()
         return True
 
+    @property
+    def _clock(self) -> RetryClock:
+        return RetryClock(budget=timedelta(seconds=self.state.retry_budget_seconds), since=self.state.retrying_since)
+
+    def _stage_step(self, activity: c.Activity[c.In, c.Out], value: c.In) -> Generator[Task, Any, Outcome[c.Out]]:
+        """The stage's own activity (ASR): retried on the time budget; past an execution's attempts, continue as
+        new (raises _StillRetrying) before any decision has been taken, so nothing is half done."""
+        clock, started = self._clock, self.now
+        outcome = yield from run_step(self.context, activity, value, clock)
+        if still_retrying(outcome, clock, self.now):
+            self.state.retrying_since = self.state.retrying_since or started
+            raise _StillRetrying
+        self.state.retrying_since = None
+        return outcome
+
     def _step(self, activity: c.Activity[c.In, c.Out], value: c.In) -> Generator[Task, Any, Outcome[c.Out]]:
-        outcome = yield from run_step(self.context, activity, value)
+        """A command's activity (audit, phase, a health look): retried within the execution on the time budget."""
+        outcome = yield from run_step(self.context, activity, value, self._clock, max_attempts=COMMAND_MAX_ATTEMPTS)
         return outcome
 
     def _record(self, phase: lifecycle.Phase, reason: str) -> Generator[Task, Any, Outcome[c.Done]]:

@@ -67,6 +67,8 @@ class FunctionSettings(BaseModel):
     poll_floor_seconds: int = Field(default=300, ge=1, alias="POLL_FLOOR_SECONDS")
     poll_ceiling_seconds: int = Field(default=6 * 3600, ge=1, alias="POLL_CEILING_SECONDS")
     stuck_after_seconds: int = Field(default=12 * 3600, ge=60, alias="STUCK_AFTER_SECONDS")
+    # How long a step retries transient conditions (throttling, 5xx, connection errors) before it fails.
+    step_retry_budget_seconds: int = Field(default=6 * 3600, ge=60, alias="STEP_RETRY_BUDGET_SECONDS")
     # Waves whose members fail over only after an operator's approval (comma-separated names).
     approval_required_waves: frozenset[str] = Field(default=frozenset(), alias="APPROVAL_REQUIRED_WAVES")
     # Local only: "module:callable" making the virtual clock the local stack shares (migration/clock.py).

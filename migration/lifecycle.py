@@ -191,6 +191,8 @@ RESUME_WATCH: dict[Phase, Stage] = {
 
 # Episodes per execution before continue_as_new: each costs about 8 history events.
 EPISODES_PER_EXECUTION = 24
+# A failed ASR job whose allowedActions offer Restart is restarted at most this many times per step.
+MAX_JOB_RESTARTS = 3
 # While waiting for a cutover, look at replication health this often, so the status stays true.
 AWAIT_RECHECK = timedelta(hours=6)
 # Errors that mean the machine cannot be replicated as it stands (the owner has to act), not a failure.
@@ -222,6 +224,13 @@ class WorkflowState(BaseModel):
     window_reached: bool = False
     executions: int = 0
     outcome: str | None = None
+    # Transient conditions are retried on a time budget (setting STEP_RETRY_BUDGET_SECONDS, fixed at start like the
+    # poll bounds); ``retrying_since`` carries the current step's first attempt across continue_as_new.
+    retry_budget_seconds: int = 6 * 3600
+    retrying_since: AwareDatetime | None = None
+    # Failed ASR jobs of the current step restarted so far (at most MAX_JOB_RESTARTS), and one due now.
+    job_restarts: int = 0
+    restart_pending: bool = False
 
     @property
     def migration_id(self) -> str:
@@ -350,6 +359,7 @@ def after_start(state: WorkflowState, job_id: str | None, error: StepError | Non
         return _fail(state, f"{stage.value} failed: {describe(error)}")
     watch, _ = JOB_STAGES[stage]
     state.stage, state.job_id, state.job_checks = watch, job_id, 0
+    state.job_restarts, state.restart_pending = 0, False
     if stage is Stage.ENABLE:
         state.replication_started_at = now
     return Decision()
@@ -371,9 +381,19 @@ def after_job(state: WorkflowState, job: AsrJob | None, error: StepError | None)
     name = job.display_name or job.job_id
     if job.state != "Succeeded":
         errors = "; ".join(job.errors) or job.note or "no error details"
-        return _fail(state, f"ASR job {name} {job.state}: {errors}")
+        if job.restartable and state.job_restarts < MAX_JOB_RESTARTS:
+            # ASR offers Restart: re-run the job (the restart step logs each attempt in the audit log).
+            state.job_restarts += 1
+            state.restart_pending = True
+            return Decision()
+        if not job.restartable:
+            why = "ASR offers no restart of this job"
+        else:
+            why = f"restarted {state.job_restarts} times, the most a step gets"
+        return _fail(state, f"ASR job {name} {job.state}: {errors} ({why})")
     watched = state.stage
     state.stage, state.job_id = WATCH_STAGES[watched], None
+    state.job_restarts = 0
     if watched is Stage.WATCH_TEST_CLEANUP:
         state.test_failover_done = True
     if state.stage is not Stage.DONE:
@@ -381,6 +401,15 @@ def after_job(state: WorkflowState, job: AsrJob | None, error: StepError | None)
     if watched is Stage.WATCH_CANCEL:
         return Decision([Finish(Phase.CANCELLED, cancel_reason(state))])
     return Decision([Finish(Phase.MIGRATED, "")])
+
+
+def after_restart(state: WorkflowState, job_id: str | None, error: StepError | None) -> Decision:
+    """The failed job's restart answered: watch the job that re-runs it, or end with why it could not be."""
+    state.restart_pending = False
+    if error is None and job_id:
+        state.job_id, state.job_checks = job_id, 0
+        return Decision()
+    return _fail(state, f"ASR job {state.job_id} failed and could not be restarted: {describe(error)}")
 
 
 def after_observation(state: WorkflowState, snapshot: ReplicationSnapshot | None, error: StepError | None,
@@ -433,7 +462,9 @@ def on_timer(state: WorkflowState, purpose: str) -> Decision:
 
 
 def after_health_check(state: WorkflowState, ok: bool, error: StepError | None) -> Decision:
-    return Decision() if ok else _fail(state, f"could not read replication state: {describe(error)}")
+    if ok or (error is not None and error.retryable):
+        return Decision()  # a transient failure to look: look again at the next recheck
+    return _fail(state, f"could not read replication state: {describe(error)}")
 
 
 # -- external events -------------------------------------------------------------------------------

@@ -122,6 +122,10 @@ class AsrJob(BaseModel):
     state_description: str = ""
     verdict: JobVerdict = "running"
     note: str = ""  # e.g. "waits for an operator to resume it", "completed with information"
+    # ASR offers Restart among the job's allowedActions (JobProperties.allowedActions): a failed job ASR lets be
+    # re-run. A failed job without it is one ASR does not let be retried.
+    restartable: bool = False
+    scenario: str = ""  # JobProperties.scenarioName
 
     @property
     def finished(self) -> bool:
@@ -134,6 +138,23 @@ class AsrJobControl(Protocol):
 
     def resume_job(self, job_id: str, comments: str = "") -> AsrJob:
         """Resume a Suspended job (ASR's replicationJobs resume); PreconditionFailed if it is not suspended."""
+        ...
+
+
+@runtime_checkable
+class AsrJobRecovery(Protocol):
+    """Restarting failed ASR jobs and finding an item's jobs again from ASR's own state (the Azure adapter)."""
+
+    def restart_job(self, job_id: str, protected_item_name: str) -> str:
+        """Restart a failed job (replicationJobs restart) when its allowedActions offer Restart; returns the job to
+        watch from now on. A job already restarted (a rerun after a lost answer) returns the job that re-runs it.
+        PreconditionFailed JobNotRestartable otherwise."""
+        ...
+
+    def find_item_job(self, protected_item_name: str, scenarios: frozenset[str], *,
+                      friendly_name: str = "") -> str | None:  # fmt: skip
+        """The item's job of one of ``scenarios`` (lower-case scenario names): the one running
+        (currentScenario), else the newest ASR lists for the item; None if there is none."""
         ...
 
 

@@ -25,6 +25,7 @@ from migration.ports import (
     AsrGateway,
     AsrJob,
     AsrJobControl,
+    AsrJobRecovery,
     Clock,
     DiscoveredMachine,
     MigrationStore,
@@ -41,6 +42,7 @@ DISCOVERY_FIRST_LOOK = 60.0  # seconds; then the wait doubles with the time alre
 DISCOVERY_LONGEST_WAIT = 1800.0
 ALREADY_FAILED_OVER = "AlreadyFailedOver"
 UNPLANNED_FAILOVER = "UnplannedFailover"
+FAILOVER_JOB_SCENARIOS = frozenset({"unplannedfailover"})
 
 
 def _ready_for_cutover(state: ReplicationState) -> bool:
@@ -283,21 +285,60 @@ class MigrationSteps:
         if record.failover_requested_at is not None or record.phase in FAILOVER_STARTED_PHASES:
             state = self.asr.get_replication_state(item)
             if _failed_over(state) or UNPLANNED_FAILOVER not in state.allowed_operations:
+                # The earlier request went through (its answer may have been lost to a crash or a 5xx): find its
+                # job in ASR's own state, never send it again.
+                job_id = self._failover_job(record, item)
                 self._log(record, "FailoverNotRepeated", "failover already requested; not sending it again",
-                          job_id=record.current_job_id)  # fmt: skip
-                return JobStarted(job_id=record.current_job_id or "", protected_item_name=item)
+                          job_id=job_id)  # fmt: skip
+                if job_id != record.current_job_id:
+                    self._move(migration_id, Phase.FAILING_OVER, current_job_id=job_id)
+                return JobStarted(job_id=job_id, protected_item_name=item)
         now = self.clock.now()
         self._move(migration_id, Phase.FAILING_OVER, failover_requested_at=record.failover_requested_at or now)
         try:
             job_id = self.asr.begin_unplanned_failover(item)
         except PreconditionFailed as exc:
             if exc.code == ALREADY_FAILED_OVER:
-                return JobStarted(job_id=record.current_job_id or "", protected_item_name=item)
+                job_id = self._failover_job(record, item)
+                self._move(migration_id, Phase.FAILING_OVER, current_job_id=job_id)
+                return JobStarted(job_id=job_id, protected_item_name=item)
             raise
         moved = self._move(migration_id, Phase.FAILING_OVER, current_job_id=job_id)
         self._log(moved, "AsrJobStarted", "unplanned failover (migration) requested", job_id=job_id,
                   operation="UnplannedFailover")  # fmt: skip
         return JobStarted(job_id=job_id, protected_item_name=item)
+
+    def _failover_job(self, record: MigrationRecord, item: str) -> str:
+        """The failover job ASR ran or runs on ``item``: its currentScenario, else the newest UnplannedFailover job
+        listed for it. The record's job only if it is that job (it may still name the enable job when the
+        failover's answer was lost)."""
+        if isinstance(self.asr, AsrJobRecovery):
+            found = self.asr.find_item_job(item, FAILOVER_JOB_SCENARIOS, friendly_name=record.instance.instance_id)
+            if found:
+                return found
+        elif record.current_job_id:
+            return record.current_job_id  # a gateway that cannot look jobs up: the record's word
+        raise PermanentCloudError(
+            f"ASR shows {item} failing or failed over but names no failover job for it; the failover is not sent "
+            "again: check the vault's Jobs blade, then retry",
+            code="FailoverJobNotFound",
+        )
+
+    def restart_job(self, migration_id: str, job_id: str) -> JobStarted:
+        """Restart a failed ASR job where ASR allows it (its allowedActions offer Restart); the record then names
+        the job to watch, and the audit log has the attempt. Idempotent: a rerun after the restart went through
+        finds the re-run in ASR's state."""
+        record = self.store.get(migration_id)
+        item = _require_item(record)
+        if not isinstance(self.asr, AsrJobRecovery):
+            raise PreconditionFailed("this ASR gateway cannot restart jobs", code="NotSupported")
+        if record.current_job_id and record.current_job_id != job_id:
+            return JobStarted(job_id=record.current_job_id, protected_item_name=item)  # restarted, and recorded
+        new_job = self.asr.restart_job(job_id, item)
+        moved = self._move(migration_id, record.phase, reason=record.reason, current_job_id=new_job)
+        self._log(moved, "AsrJobRestarted", f"ASR job {job_id} failed; restarted as {new_job} (ASR offered Restart)",
+                  job_id=new_job, restarted_job_id=job_id)  # fmt: skip
+        return JobStarted(job_id=new_job, protected_item_name=item)
 
     def start_commit(self, migration_id: str) -> JobStarted:
         return self._start_operation(migration_id, Phase.COMMITTING, "Commit", self.asr.begin_commit)
@@ -308,6 +349,11 @@ class MigrationSteps:
         try:
             return self._start_operation(migration_id, Phase.COMPLETING, "CompleteMigration",
                                          self.asr.begin_complete_migration)  # fmt: skip
+        except NotFound:
+            # The item is gone: an earlier run's removal finished (its answer lost to a crash). Done all the same.
+            record = self.store.get(migration_id)
+            self._log(record, "CompleteMigrationDone", "replication already ended: the replicated item is gone")
+            return JobStarted(job_id=record.current_job_id or "", protected_item_name=_require_item(record))
         except PreconditionFailed as exc:
             if exc.code != COMPLETE_MIGRATION_NOT_OFFERED:
                 raise

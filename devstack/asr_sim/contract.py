@@ -183,6 +183,11 @@ class Stats(BaseModel):
     failover_requests: dict[str, int] = Field(default_factory=dict)
     # ... and the ones that were accepted and started a failover job.
     failovers_started: dict[str, int] = Field(default_factory=dict)
+    # A failed failover job restarted through replicationJobs/restart (ASR offered Restart): per item. Not a
+    # failover request by the client: the failed job took no effect, and ASR re-runs it.
+    failover_restarts: dict[str, int] = Field(default_factory=dict)
+    # Jobs restarted (replicationJobs/restart), per scenario.
+    job_restarts: dict[str, int] = Field(default_factory=dict)
     jobs_started: dict[str, int] = Field(default_factory=dict)
 
     def peak_writes_per_second(self, window_seconds: float = 1.0) -> int:

@@ -344,6 +344,7 @@ class Simulator:
             )
         restarted = self._rerun(job, now)
         job.restarted_as = restarted.name
+        self.recorder.job_restarted(job.scenario.name, job.target_name if job.target_kind != "RecoveryPlan" else None)
         return restarted
 
     def _rerun(self, job: Job, now: datetime) -> Job:
@@ -362,7 +363,7 @@ class Simulator:
             "UpdateVmProperties": lambda: self.update(target, job.request, now),
             "TestFailover": lambda: self.test_failover(target, job.request, now),
             "TestFailoverCleanup": lambda: self.test_failover_cleanup(target, job.request, now),
-            "UnplannedFailover": lambda: self.unplanned_failover(target, job.request, now),
+            "UnplannedFailover": lambda: self.unplanned_failover(target, job.request, now, restart=True),
             "Commit": lambda: self.commit(target, now),
             "DisableDr": lambda: self.remove(target, job.request, now),
             "PurgeProtection": lambda: self.purge(target, now),
@@ -729,9 +730,12 @@ class Simulator:
         item.test_failover = "Cleaning"
         return self._item_job("TestFailoverCleanup", item, now, {**body, "previous_stage": previous})
 
-    def unplanned_failover(self, name: str, body: dict[str, Any], now: datetime) -> Job:
+    def unplanned_failover(self, name: str, body: dict[str, Any], now: datetime, *, restart: bool = False) -> Job:
+        """``restart``: the re-run of a failed failover job (replicationJobs/restart), counted as a restart, not
+        as a failover request (Stats.failover_restarts)."""
         self.settle(now)
-        self.recorder.failover_requested(name)
+        if not restart:
+            self.recorder.failover_requested(name)
         item = self.item(name)
         self._require(item, OP_FAILOVER, now)
         _validate_failover_input(_props(body))

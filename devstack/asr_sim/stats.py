@@ -29,6 +29,8 @@ class Recorder:
         self.write_timestamps: list[float] = []
         self.failover_requests: Counter[str] = Counter()
         self.failovers_started: Counter[str] = Counter()
+        self.failover_restarts: Counter[str] = Counter()
+        self.job_restarts: Counter[str] = Counter()
         self.jobs_started: Counter[str] = Counter()
         self.log: list[_LogEntry] = []
         self._seq = 0
@@ -75,6 +77,11 @@ class Recorder:
     def failover_started(self, item_name: str) -> None:
         self.failovers_started[item_name] += 1
 
+    def job_restarted(self, scenario: str, item_name: str | None) -> None:
+        self.job_restarts[scenario] += 1
+        if scenario == "UnplannedFailover" and item_name is not None:
+            self.failover_restarts[item_name] += 1
+
     def job_started(self, scenario: str) -> None:
         self.jobs_started[scenario] += 1
 
@@ -91,6 +98,8 @@ class Recorder:
             write_timestamps=list(self.write_timestamps),
             failover_requests=dict(self.failover_requests),
             failovers_started=dict(self.failovers_started),
+            failover_restarts=dict(self.failover_restarts),
+            job_restarts=dict(self.job_restarts),
             jobs_started=dict(self.jobs_started),
         )
 

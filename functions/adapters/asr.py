@@ -78,6 +78,16 @@ OP_DISABLE_PROTECTION = "DisableProtection"
 # Operations ASR offers only once a failover has happened (see DESIGN.md's verified sequence).
 POST_FAILOVER_OPERATIONS = frozenset({OP_COMMIT.lower(), OP_COMPLETE_MIGRATION.lower()})
 FAILOVER_SCENARIOS = frozenset({"unplannedfailover", "failover", "plannedfailover"})
+# currentScenario.scenarioName / JobProperties.scenarioName of each operation's job, lower-case. TestFailover and
+# UnplannedFailover are the official examples' spelling (ReplicationProtectedItems_TestFailover.json,
+# ReplicationRecoveryPlans_UnplannedFailover.json); the others are the simulator's names with plausible variants.
+TEST_FAILOVER_SCENARIOS = frozenset({"testfailover"})
+TEST_CLEANUP_SCENARIOS = frozenset({"testfailovercleanup", "cleanuptestfailover"})
+COMMIT_SCENARIOS = frozenset({"commit", "failovercommit", "commitfailover"})
+REMOVE_SCENARIOS = frozenset({"disabledr", "disableprotection", "completemigration"})
+JOB_ACTION_RESTART = (
+    "Restart"  # JobProperties.allowedActions (Restart-AzRecoveryServicesAsrJob, replicationJobs/restart)
+)
 
 # The orchestration's word for each verdict of migration.monitoring.classify_job_state.
 VERDICT_STATES: Mapping[str, JobState] = {
@@ -474,8 +484,11 @@ def job_from(job: asr.Job) -> AsrJob:
         errors.extend(_job_error_text(e) for e in task.errors or [])
     if verdict.verdict in ("failed", "cancelled") and verdict.note:
         errors.append(verdict.note)
+    actions = {a.lower() for a in props.allowed_actions or []}
     return AsrJob(
         job_id=job.name or "",
+        restartable=JOB_ACTION_RESTART.lower() in actions,
+        scenario=props.scenario_name or "",
         state=VERDICT_STATES[verdict.verdict],
         display_name=props.friendly_name or props.scenario_name or "",
         errors=tuple(dict.fromkeys(errors)),
@@ -886,7 +899,9 @@ class AzureSiteRecoveryGateway:
 
     def begin_test_failover(self, protected_item_name: str) -> str:
         network = self._test_network()
-        item = self._item_allowing(protected_item_name, OP_TEST_FAILOVER)
+        item, recovered = self._item_for(protected_item_name, OP_TEST_FAILOVER, TEST_FAILOVER_SCENARIOS)
+        if recovered:
+            return recovered
         failover_input = asr.TestFailoverInput(
             properties=asr.TestFailoverInputProperties(
                 failover_direction="PrimaryToRecovery",
@@ -904,7 +919,9 @@ class AzureSiteRecoveryGateway:
         )  # fmt: skip
 
     def begin_test_failover_cleanup(self, protected_item_name: str) -> str:
-        item = self._item_allowing(protected_item_name, OP_TEST_FAILOVER_CLEANUP)
+        item, recovered = self._item_for(protected_item_name, OP_TEST_FAILOVER_CLEANUP, TEST_CLEANUP_SCENARIOS)
+        if recovered:
+            return recovered
         cleanup_input = asr.TestFailoverCleanupInput(
             properties=asr.TestFailoverCleanupInputProperties(comments="aws2azure: test failover validated")
         )
@@ -947,7 +964,9 @@ class AzureSiteRecoveryGateway:
         )  # fmt: skip
 
     def begin_commit(self, protected_item_name: str) -> str:
-        item = self._item_allowing(protected_item_name, OP_COMMIT)
+        item, recovered = self._item_for(protected_item_name, OP_COMMIT, COMMIT_SCENARIOS)
+        if recovered:
+            return recovered
         return self._item_write(
             item, "commit failover",
             lambda topo, hook: self._client.replication_protected_items.begin_failover_commit(
@@ -969,6 +988,9 @@ class AzureSiteRecoveryGateway:
             return self._remove(item, "MigrationComplete", "complete migration")
         if _is_allowed(allowed, OP_DISABLE_PROTECTION) and has_failed_over(props):
             return self._remove(item, "NotSpecified", "complete migration (disable replication)")
+        running = running_scenario_job(props.current_scenario, REMOVE_SCENARIOS)
+        if running is not None:
+            return running  # our earlier request went through (its answer was lost): watch that job
         busy = scenario_in_flight(props.current_scenario)
         if busy:
             raise TransientCloudError(
@@ -1130,6 +1152,78 @@ class AzureSiteRecoveryGateway:
         except NotFound:
             return None
 
+    def _item_for(self, name: str, operation: str,
+                  scenarios: frozenset[str]) -> tuple[asr.ReplicationProtectedItem, str | None]:  # fmt: skip
+        """The item, and the job of ``operation`` if an earlier request for it went through (an activity rerun
+        after a crash, or a 202 lost to a 5xx): the one ASR is running (currentScenario), or, once ASR no longer
+        offers the operation, the newest such job if it succeeded. Else the operation must be allowed now."""
+        item = self._get_item(name)
+        props = item.properties or asr.ReplicationProtectedItemProperties()
+        running = running_scenario_job(props.current_scenario, scenarios)
+        if running is not None:
+            return item, running
+        if not _is_allowed(_allowed(props), operation):
+            done = self._newest_job_for(f"replicated item {name}", item.id, item.name, props.friendly_name,
+                                        scenarios=scenarios)  # fmt: skip
+            if done is not None and job_from(done).state == "Succeeded":
+                return item, done.name or None
+        self._require(item, operation)
+        return item, None
+
+    # ---- job recovery: restart a failed job, find an item's job again ------------------------------------
+
+    def restart_job(self, job_id: str, protected_item_name: str) -> str:
+        """ReplicationJobs_Restart (``begin_restart``, POST .../replicationJobs/{job}/restart) when the job's
+        allowedActions offer Restart. The job to watch afterwards is the one ASR runs on the item (currentScenario),
+        else the job the 202 names, else the restarted job itself (the official example answers with a RestartJob
+        job, so the re-run may not be the job the answer names). A job no longer restartable whose operation runs
+        again on the item (our earlier restart, its answer lost) returns that run."""
+        name = job_name_from_id(job_id)
+        if name is None:
+            raise InvalidInput(f"{job_id!r} is not an ASR job id")
+        with translated_errors(f"read ASR job {name}"):
+            job = self._client.replication_jobs.get(self._rg, self._vault, name)
+        current = job_from(job)
+        scenarios = frozenset({current.scenario.lower()}) if current.scenario else frozenset()
+        if not current.restartable:
+            rerun = self.find_item_job(protected_item_name, scenarios) if scenarios else None
+            if rerun is not None and rerun != name:
+                return rerun
+            raise PreconditionFailed(
+                f"ASR does not offer Restart on job {name} ({current.asr_state or current.state}; allowedActions "
+                f"{list((job.properties or asr.JobProperties()).allowed_actions or [])})",
+                code="JobNotRestartable",
+            )
+        answered = self._start(
+            f"restart ASR job {name}",
+            lambda hook: self._client.replication_jobs.begin_restart(
+                self._rg, self._vault, name, polling=False, raw_response_hook=hook
+            ),
+        )
+        running = self._running_job(protected_item_name, scenarios)
+        return running or answered or name
+
+    def find_item_job(
+        self, protected_item_name: str, scenarios: frozenset[str], *, friendly_name: str = ""
+    ) -> str | None:
+        """The item's job of one of ``scenarios``: ASR's currentScenario when it names one, else the newest job the
+        vault lists for the item (ReplicationJobs_List; JobQueryParameter has no target filter, so the match on
+        targetObjectId/targetObjectName is ours, over a bounded scan)."""
+        running = self._running_job(protected_item_name, scenarios)
+        if running is not None:
+            return running
+        item = self._find_item(protected_item_name)
+        props = (item.properties if item is not None else None) or asr.ReplicationProtectedItemProperties()
+        ids = (item.id if item is not None else None, protected_item_name, props.friendly_name, friendly_name)
+        newest = self._newest_job_for(f"replicated item {protected_item_name}", *ids, scenarios=scenarios)
+        return newest.name if newest is not None and newest.name else None
+
+    def _running_job(self, protected_item_name: str, scenarios: frozenset[str]) -> str | None:
+        item = self._find_item(protected_item_name)
+        if item is None or item.properties is None:
+            return None
+        return running_scenario_job(item.properties.current_scenario, scenarios)
+
     def _item_allowing(self, name: str, operation: str) -> asr.ReplicationProtectedItem:
         item = self._get_item(name)
         self._require(item, operation)
@@ -1142,12 +1236,15 @@ class AzureSiteRecoveryGateway:
         if _is_allowed(allowed, operation):
             return
         busy = scenario_in_flight(props.current_scenario)
-        raise PreconditionFailed(
+        text = (
             f"ASR does not allow {operation} on {item.name} now (protectionState "
             f"{props.protection_state}{f', job {busy} running' if busy else ''}); "
-            f"allowedOperations: {allowed}",
-            code="OperationInProgress" if busy else "OperationNotAllowed",
+            f"allowedOperations: {allowed}"
         )
+        if busy:
+            # Another job runs on the item: a wait, not a refusal (the step runner retries after it).
+            raise AwaitingOperation(text, code="OperationInProgress", retry_after_seconds=60)
+        raise PreconditionFailed(text, code="OperationNotAllowed")
 
     def _require_plan(self, plan: asr.RecoveryPlan, operation: str) -> None:
         props = plan.properties or asr.RecoveryPlanProperties()
@@ -1213,8 +1310,10 @@ class AzureSiteRecoveryGateway:
             return newest.name
         raise PermanentCloudError(f"ASR reports no job for replicated item {item.name}", code="JobNotFound")
 
-    def _newest_job_for(self, what: str, *target_names: str | None) -> asr.Job | None:
-        """The newest ASR job whose target is one of ``target_names`` (a bounded scan)."""
+    def _newest_job_for(self, what: str, *target_names: str | None,
+                        scenarios: frozenset[str] | None = None) -> asr.Job | None:  # fmt: skip
+        """The newest ASR job whose target is one of ``target_names`` (and, given ``scenarios``, whose
+        scenarioName is one of them), over a bounded scan."""
         targets = {t.lower() for t in target_names if t}
         newest: asr.Job | None = None
         with translated_errors(f"list ASR jobs for {what}"):
@@ -1222,6 +1321,8 @@ class AzureSiteRecoveryGateway:
                 if count >= JOB_SCAN_LIMIT:
                     break
                 job_props = job.properties or asr.JobProperties()
+                if scenarios is not None and (job_props.scenario_name or "").lower() not in scenarios:
+                    continue
                 names = {(job_props.target_object_id or "").lower(), (job_props.target_object_name or "").lower()}
                 if job.name and names & targets and (newest is None or _started(job) > _started(newest)):
                     newest = job

@@ -32,6 +32,7 @@ from functions.adapters.offazure import OffAzureClient, build_offazure_client
 from functions.settings import FunctionSettings
 from migration.errors import (
     AwaitingDiscovery,
+    AwaitingOperation,
     InvalidInput,
     NotFound,
     PreconditionFailed,
@@ -260,7 +261,8 @@ def test_operations_ask_allowed_operations_first(sim: Sim) -> None:
     machine = sim.gateway.find_machine_by_ip(sim.seed())
     enable_job = sim.gateway.begin_enable_replication(machine, plan_for(machine))
 
-    with pytest.raises(PreconditionFailed) as busy:
+    # Another job in flight on the item is a wait (transient, retried after it), not a refusal.
+    with pytest.raises(AwaitingOperation) as busy:
         sim.gateway.begin_test_failover(machine.name)
     assert busy.value.code == "OperationInProgress"
 
@@ -379,6 +381,74 @@ def test_failed_job_reports_the_asr_error(sim: Sim) -> None:
 
     assert job.state == "Failed"
     assert "28031: The appliance could not reach the source." in job.errors
+
+
+def test_a_failed_job_is_restarted_only_while_asr_offers_restart(sim: Sim) -> None:
+    machine = sim.protected(sim.seed())
+    sim.control.set_faults(
+        machines={machine.name: FaultRule(job_failure_rate=1.0, job_failure_scenarios=("UnplannedFailover",))}
+    )
+    failed = sim.finish(sim.gateway.begin_unplanned_failover(machine.name))
+    assert (failed.state, failed.restartable) == ("Failed", True)  # allowedActions: ["Restart"]
+    sim.control.clear_faults()
+
+    rerun = sim.gateway.restart_job(failed.job_id, machine.name)
+    assert rerun != failed.job_id
+    # Asked again (a rerun whose answer was lost): the same re-run, no second restart.
+    assert sim.new_gateway().restart_job(failed.job_id, machine.name) == rerun
+    assert not sim.gateway.get_job(failed.job_id).restartable
+    sim.succeed(rerun)
+    with pytest.raises(PreconditionFailed) as refused:
+        sim.gateway.restart_job(rerun, machine.name)  # it succeeded: nothing to restart
+    assert refused.value.code == "JobNotRestartable"
+
+    stats = sim.control.stats()
+    assert stats.failover_requests[machine.name] == 1  # one failover request; the re-run is ASR's
+    assert stats.failover_restarts[machine.name] == 1
+    assert stats.job_restarts == {"UnplannedFailover": 1}
+
+
+def test_the_simulator_refuses_a_restart_out_of_turn_in_arms_shape(sim: Sim) -> None:
+    machine = sim.gateway.find_machine_by_ip(sim.seed())
+    enable = sim.gateway.begin_enable_replication(machine, plan_for(machine))
+    client = sim.clients[-1]
+    with pytest.raises(HttpResponseError) as caught:  # a running job offers Cancel, not Restart
+        client.replication_jobs.begin_restart(
+            sim.settings.asr_resource_group, sim.settings.asr_vault_name, enable, polling=False
+        )
+    assert caught.value.status_code == 400
+    assert caught.value.error is not None
+    assert caught.value.error.code == "JobActionNotAllowed"
+    sim.succeed(enable)
+
+
+def test_a_failover_whose_202_was_lost_to_a_5xx_is_found_in_asrs_state(sim: Sim) -> None:
+    machine = sim.protected(sim.seed())
+    sim.control.set_faults(
+        run=FaultRule(
+            server_error_rate=1.0, server_errors_after_effect=True, scope="writes", server_error_statuses=(503,)
+        )
+    )
+    with pytest.raises(TransientCloudError):
+        sim.gateway.begin_unplanned_failover(machine.name)  # ASR accepted it; the answer was a 503
+    sim.control.clear_faults()
+
+    found = sim.gateway.find_item_job(machine.name, frozenset({"unplannedfailover"}))
+    assert found is not None
+    assert sim.gateway.begin_unplanned_failover(machine.name) == found  # the running job, not a second request
+    sim.succeed(found)
+    assert sim.gateway.find_item_job(machine.name, frozenset({"unplannedfailover"})) == found  # by the job list
+    assert sim.control.stats().failover_requests[machine.name] == 1
+
+
+def test_a_commit_asked_again_after_it_went_through_returns_its_job(sim: Sim) -> None:
+    machine = sim.protected(sim.seed())
+    sim.succeed(sim.gateway.begin_unplanned_failover(machine.name))
+    commit = sim.gateway.begin_commit(machine.name)
+    assert sim.new_gateway().begin_commit(machine.name) == commit  # running: its job
+    sim.succeed(commit)
+    assert sim.new_gateway().begin_commit(machine.name) == commit  # done: the job that did it
+    assert sim.control.stats().per_operation.get("ReplicationProtectedItems_FailoverCommit") == 1
 
 
 def test_stalled_replication_shows_in_health(sim: Sim) -> None:

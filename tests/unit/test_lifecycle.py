@@ -71,10 +71,49 @@ def test_an_unfinished_job_is_watched_again(job_state: str) -> None:
     assert (s.stage, s.job_checks) == (Stage.WATCH_COMMIT, 1)
 
 
-def test_a_failed_job_ends_failed_with_asr_s_errors() -> None:
+def test_a_failed_job_asr_offers_no_restart_for_ends_failed_with_asr_s_errors() -> None:
     s = state(stage=Stage.WATCH_FAILOVER, job_id="j")
     job = AsrJob(job_id="j", state="Failed", display_name="Failover", errors=("28031: no VM",))
-    assert lc.after_job(s, job, None).commands == [Finish(Phase.FAILED, "ASR job Failover Failed: 28031: no VM")]
+    assert lc.after_job(s, job, None).commands == [
+        Finish(Phase.FAILED, "ASR job Failover Failed: 28031: no VM (ASR offers no restart of this job)")
+    ]
+
+
+def test_a_failed_job_asr_lets_restart_is_restarted_a_bounded_number_of_times() -> None:
+    s = state(stage=Stage.WATCH_COMMIT, job_id="j0")
+    for attempt in range(1, lc.MAX_JOB_RESTARTS + 1):
+        failed = AsrJob(job_id=s.job_id or "", state="Failed", display_name="Commit", restartable=True)
+        assert lc.after_job(s, failed, None).commands == []
+        assert (s.stage, s.restart_pending, s.job_restarts) == (Stage.WATCH_COMMIT, True, attempt)
+        assert lc.after_restart(s, f"j{attempt}", None).commands == []
+        assert (s.job_id, s.restart_pending) == (f"j{attempt}", False)
+    failed = AsrJob(job_id="j3", state="Failed", display_name="Commit", errors=("28031: x",), restartable=True)
+    [finish] = lc.after_job(s, failed, None).commands
+    assert isinstance(finish, Finish)
+    assert finish.phase is Phase.FAILED
+    assert "restarted 3 times" in finish.reason
+    assert "28031" in finish.reason
+
+
+def test_a_restart_that_asr_refuses_ends_failed_with_the_refusal() -> None:
+    s = state(stage=Stage.WATCH_ENABLE, job_id="j", restart_pending=True, job_restarts=1)
+    refusal = StepError(kind="precondition", message="ASR does not offer Restart", code="JobNotRestartable")
+    [finish] = lc.after_restart(s, None, refusal).commands
+    assert isinstance(finish, Finish)
+    assert "JobNotRestartable" in finish.reason
+
+
+def test_a_succeeded_job_resets_the_restart_count() -> None:
+    s = state(stage=Stage.WATCH_COMMIT, job_id="j", job_restarts=2)
+    lc.after_job(s, AsrJob(job_id="j", state="Succeeded"), None)
+    assert (s.stage, s.job_restarts) == (Stage.COMPLETE, 0)
+
+
+def test_a_transient_failure_to_look_at_health_while_waiting_is_not_a_failure() -> None:
+    s = state(stage=Stage.AWAIT_CUTOVER)
+    assert lc.after_health_check(s, False, StepError(kind="throttled", message="429")).commands == []
+    [finish] = lc.after_health_check(s, False, StepError(kind="permanent", message="gone")).commands
+    assert isinstance(finish, Finish)
 
 
 def test_the_last_job_ends_migrated() -> None:

@@ -265,13 +265,29 @@ def test_an_undiscovered_machine_is_not_ready_with_the_reason() -> None:
     assert "10.0.1.15" in world.phases[-1][1]
 
 
-def test_persistent_transient_errors_give_up_with_a_failed_phase() -> None:
-    world = World(overrides={"start_replication": [error("transient", "503 from ASR")] * 8})
+def test_transient_errors_are_retried_on_a_time_budget_not_an_attempt_count() -> None:
+    # 40 answers of 503 in a row (hours of back-off): more than one execution's attempts, well within 6 h.
+    world = World(overrides={"start_replication": [error("transient", "503 from ASR")] * 40})
+    replay = Replay(HANDLE, request(), START)
+    output = replay.run(world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED,
+                                                         failover_event()))  # fmt: skip
+    assert calls(replay)["start_replication"] == 41
+    assert output["outcome"] == "Migrated"
+    # The retries continued as new every few attempts: no execution's history grew with them.
+    assert replay.executions > 5
+    assert replay.max_history < 400
+
+
+def test_transient_errors_past_the_retry_budget_give_up_with_a_failed_phase() -> None:
+    # Throttled with Retry-After 10 min, without end: the 6 h budget is spent after about 36 attempts.
+    world = World(overrides={"start_replication": [error("throttled", "429 from ASR", retry_after=600)] * 500})
     replay = Replay(HANDLE, request(), START)
     replay.run(world)
-    assert calls(replay)["start_replication"] == 8
+    assert 30 <= calls(replay)["start_replication"] <= 37
+    assert replay.now - START <= timedelta(hours=6)
     assert world.phases[-1][0] == "Failed"
-    assert "503" in world.phases[-1][1]
+    assert "429" in world.phases[-1][1]
+    assert "retry budget" in world.phases[-1][1]
 
 
 def test_a_stalled_replication_fails_with_an_actionable_reason() -> None:
