@@ -17,6 +17,7 @@ from migration.intake import IntakeAction, IntakeDecision, decide
 from migration.lifecycle import WorkflowState
 from migration.ports import MigrationStore
 from migration.records import MigrationEvent
+from migration.waves import record_source_stopped
 
 logger = logging.getLogger("aws2azure.dispatch")
 
@@ -66,6 +67,9 @@ async def dispatch(
                        extra={"migration_id": migration_id, "event_id": event.id})  # fmt: skip
         raise TransientCloudError(decision.reason)
     elif decision.action is IntakeAction.RAISE_EVENT:
+        if isinstance(event, FailoverRequested) and event.data.source_stopped:
+            # Downtime starts here (the timeline); a wave member joins a recovery plan from this mark.
+            record_source_stopped(store, migration_id, event.time)
         name = names.EVENT_FAILOVER_REQUESTED if isinstance(event, FailoverRequested) else names.EVENT_CANCEL_REQUESTED
         await client.raise_event(migration_id, name, event.data.model_dump(mode="json"))
     logger.info(

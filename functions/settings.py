@@ -69,6 +69,12 @@ class FunctionSettings(BaseModel):
     stuck_after_seconds: int = Field(default=12 * 3600, ge=60, alias="STUCK_AFTER_SECONDS")
     # How long a step retries transient conditions (throttling, 5xx, connection errors) before it fails.
     step_retry_budget_seconds: int = Field(default=6 * 3600, ge=60, alias="STEP_RETRY_BUDGET_SECONDS")
+    # Wave cutover: how many recovery plans fail over at once, how long a source may take to report stopped
+    # (status sync's 5-minute pull + the AWS side's STOP_TIMEOUT_SECONDS), and the old plan-by-plan path
+    # (kept only to compare downtime with, bench/run.py).
+    wave_max_parallel_plans: int = Field(default=10, ge=1, le=100, alias="WAVE_MAX_PARALLEL_PLANS")
+    wave_stop_bound_seconds: int = Field(default=1800, ge=60, alias="WAVE_STOP_BOUND_SECONDS")
+    wave_sequential_plans: bool = Field(default=False, alias="WAVE_SEQUENTIAL_PLANS")
     # Waves whose members fail over only after an operator's approval (comma-separated names).
     approval_required_waves: frozenset[str] = Field(default=frozenset(), alias="APPROVAL_REQUIRED_WAVES")
     # Local only: "module:callable" making the virtual clock the local stack shares (migration/clock.py).

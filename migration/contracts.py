@@ -17,7 +17,7 @@ from migration.events import MigrationRequestedData
 from migration.lifecycle import Phase, Stage
 from migration.outcome import Outcome, StepError, capture
 from migration.ports import AsrJob
-from migration.waves import RecoveryPlanSpec, WavePlan
+from migration.waves import LeaveOut, PlanAssignment, RecoveryPlanSpec, StopReport, WaveClaim, WaveMembers
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -103,6 +103,7 @@ class AuditNote(BaseModel):
 class WaveRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wave: str
+    stop_sources: bool = True
 
 
 class PlanRef(BaseModel):
@@ -173,7 +174,10 @@ OBSERVE_REPLICATION = Activity("observe_replication", ObserveRequest, Replicatio
 RECORD_PHASE = Activity("record_phase", PhaseRecord, Done)
 LOG_EVENT = Activity("log_event", AuditNote, Done)
 
-CLAIM_WAVE = Activity("claim_wave", WaveRef, WavePlan)
+CLAIM_WAVE = Activity("claim_wave", WaveRef, WaveClaim)
+COLLECT_STOPPED = Activity("collect_stopped", WaveMembers, StopReport)
+LEAVE_OUT = Activity("leave_out_of_wave", LeaveOut, Released)
+ASSIGN_PLAN = Activity("assign_plan", PlanAssignment, RecoveryPlanSpec)
 START_PLAN_FAILOVER = Activity("start_plan_failover", PlanRef, PlanJob)
 START_PLAN_COMMIT = Activity("start_plan_commit", PlanRef, PlanJob)
 RELEASE_PLAN = Activity("release_plan", PlanRelease, Released)

@@ -8,12 +8,45 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase
 
 ReplicationHealth = Literal["Normal", "Warning", "Critical", "None"]
+
+
+# Entering COMMITTING means the failover job succeeded (the commit follows it at once), and so on.
+_PHASE_STAMPS = {
+    Phase.FAILING_OVER: "failover_started_at",
+    Phase.COMMITTING: "failover_done_at",
+    Phase.COMPLETING: "committed_at",
+    Phase.MIGRATED: "completed_at",
+}
+
+
+class CutoverTimeline(BaseModel):
+    """When each step of one machine's cutover happened; downtime is source stopped -> failover done."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stop_requested_at: AwareDatetime | None = None  # the wave asked the AWS side to stop the source
+    source_stopped_at: AwareDatetime | None = None  # EC2 reported it stopped (FailoverRequested.time)
+    failover_started_at: AwareDatetime | None = None  # the failover job (the machine's, or its plan's) started
+    failover_done_at: AwareDatetime | None = None  # that job succeeded: the Azure VM runs
+    committed_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
+
+    def on_phase(self, phase: Phase, at: datetime) -> None:
+        """Stamp the step a move into ``phase`` marks (first time only: a rerun keeps the first stamp)."""
+        field = _PHASE_STAMPS.get(phase)
+        if field is not None and getattr(self, field) is None:
+            setattr(self, field, at)
+
+    def downtime_seconds(self) -> float | None:
+        if self.source_stopped_at is None or self.failover_done_at is None:
+            return None
+        return (self.failover_done_at - self.source_stopped_at).total_seconds()
 
 
 class MigrationRecord(BaseModel):
@@ -46,10 +79,17 @@ class MigrationRecord(BaseModel):
     # The ASR recovery plan that cuts this instance over with its wave; while set, the wave owns the
     # failover and commit, and the instance's own orchestration only completes the migration.
     cutover_plan: str | None = None
+    timeline: CutoverTimeline = Field(default_factory=CutoverTimeline)
     created_at: AwareDatetime
     updated_at: AwareDatetime
     # The store's concurrency token; not part of the record's content.
     etag: str | None = Field(default=None, exclude=True)
+
+    @field_validator("timeline", mode="before")
+    @classmethod
+    def _timeline_from_text(cls, value: object) -> object:
+        # Table Storage has no nested properties: the store keeps the timeline as its JSON text.
+        return CutoverTimeline.model_validate_json(value) if isinstance(value, str) else value
 
 
 class MigrationEvent(BaseModel):

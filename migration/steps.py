@@ -113,6 +113,8 @@ class MigrationSteps:
             if record.phase is target and record.reason == reason and unchanged:
                 return None
             previous.append(record.phase)
+            if record.phase is not target:
+                record.timeline.on_phase(target, self.clock.now())
             record.phase = target
             record.reason = reason
             for key, value in fields.items():

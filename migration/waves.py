@@ -1,18 +1,19 @@
 """Cutting a wave over together with ASR recovery plans.
 
-The wave's ready members (replicated, awaiting cutover, failover not started) are claimed, put
-into recovery plans of at most 100 machines (ASR's limit), failed over and committed plan by
-plan; members that are not ready are reported, not dragged along. A claimed member's own
-orchestration then only completes its migration.
+The wave's ready members (replicated, awaiting cutover, failover not started) are claimed and their
+records say "stop requested"; the AWS side (status sync) reads that and stops the sources. Members join
+recovery plans of at most 100 machines (ASR's limit) as their sources report stopped, and the plans fail
+over in parallel; members that are not ready, or whose source did not stop in its bound, are left out
+with a reason and keep replicating. A claimed member's own orchestration then only completes its migration.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from migration.errors import NotFound, PreconditionFailed
 from migration.lifecycle import Phase, ensure_transition
@@ -48,16 +49,69 @@ class WavePlan(BaseModel):
     left_out: list[LeftOut]
 
 
+class WaveClaim(BaseModel):
+    """The members a wave cutover claimed (their sources to stop), and those it left out."""
+
+    wave: str
+    members: list[PlanMember]
+    left_out: list[LeftOut]
+
+
+class WaveMembers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wave: str
+    members: list[PlanMember]
+
+
+class StopReport(BaseModel):
+    """Of the members still waiting: the ones whose source reported stopped, and the ones no longer eligible."""
+
+    stopped: list[PlanMember]
+    left_out: list[LeftOut]
+
+
+class LeaveOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wave: str
+    members: list[PlanMember]
+    reason: str
+
+
+class PlanAssignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wave: str
+    plan: RecoveryPlanSpec
+
+
 class WaveState(BaseModel):
-    """What migrate_wave carries across continue_as_new: one recovery plan per execution."""
+    """What migrate_wave carries across continue_as_new (only while no plan runs)."""
 
     model_config = ConfigDict(extra="forbid")
 
     wave: str
-    plan: WavePlan | None = None
-    index: int = 0
-    results: list[dict[str, Any]] = Field(default_factory=list)
+    # The wave asks the AWS side to stop its sources (False: an operator stopped them and said so).
+    stop_sources: bool = True
+    # The comparison path: every source stopped first, then one plan after another (WAVE_SEQUENTIAL_PLANS).
+    sequential: bool = False
+    max_parallel_plans: int = Field(default=10, ge=1)
+    # How long a source may take to report stopped (status sync's interval + the AWS side's stop bound).
+    stop_bound_seconds: int = Field(default=1800, ge=60)
+    # How long stopped members wait for more to fill their plan before it starts without them.
+    gather_seconds: int = Field(default=60, ge=0)
+    poll_seconds: int = Field(default=60, ge=10)
+    claimed: bool = False
+    started_at: AwareDatetime | None = None
+    waiting: list[PlanMember] = Field(default_factory=list)  # claimed, source not reported stopped yet
+    ready: list[PlanMember] = Field(default_factory=list)  # stopped, not in a plan yet
+    ready_since: AwareDatetime | None = None
+    plans_made: int = 0
+    left_out: list[LeftOut] = Field(default_factory=list)
+    executions: int = 0
 
+
+def claim_marker(wave: str) -> str:
+    """``cutover_plan`` of a claimed member whose source has not stopped yet: the wave owns its cutover."""
+    return f"aws2azure-{wave}-stopping"
 
 
 def chunked(members: list[PlanMember], size: int) -> Iterator[list[PlanMember]]:
@@ -90,7 +144,9 @@ class WaveCutover:
         for _ in range(SAVE_ATTEMPTS):
             record = self.store.get(migration_id)
             if "phase" in fields:
-                ensure_transition(record.phase, fields["phase"])  # type: ignore[arg-type]
+                target = ensure_transition(record.phase, fields["phase"])  # type: ignore[arg-type]
+                if target is not record.phase:
+                    record.timeline.on_phase(target, self.clock.now())
             for key, value in fields.items():
                 setattr(record, key, value)
             record.updated_at = self.clock.now()
@@ -118,10 +174,12 @@ class WaveCutover:
             return f"ASR does not offer failover for {item} now (allowed operations: {offered})"
         return None
 
-    def claim(self, wave: str) -> WavePlan:
-        """Choose the members to cut over and mark them as the wave's; idempotent (a rerun keeps claims)."""
+    def claim(self, wave: str, *, stop_sources: bool = True) -> WaveClaim:
+        """Choose the members to cut over and mark them as the wave's: "stop requested" (the AWS side reads it and
+        stops the source), or, when an operator stopped them, stopped already. Idempotent: a rerun keeps claims."""
         ready: list[PlanMember] = []
         left_out: list[LeftOut] = []
+        marker = claim_marker(wave)
         for record in self._members(wave):
             claimed = record.cutover_plan is not None
             eligible = record.phase in READY_PHASES and record.failover_requested_at is None
@@ -138,14 +196,63 @@ class WaveCutover:
                 why = record.reason or f"not ready for cutover ({record.phase.value})"
                 left_out.append(LeftOut(migration_id=record.migration_id, phase=record.phase, reason=why))
                 self._log(record, "LeftOutOfWave", f"not cut over with wave {wave}: {why}")
-        plans = [RecoveryPlanSpec(name=plan_name(wave, i), members=chunk)
-                 for i, chunk in enumerate(chunked(ready, self.plan_size))]  # fmt: skip
-        for plan in plans:
-            for member in plan.members:
-                record = self._update(member.migration_id, cutover_plan=plan.name)
-                self._log(record, "ClaimedByWave", f"cut over with wave {wave} in recovery plan {plan.name}")
-        logger.info("wave %s: %d in %d plans, %d left out", wave, len(ready), len(plans), len(left_out))
-        return WavePlan(wave=wave, plans=plans, left_out=left_out)
+        now = self.clock.now()
+        for member in ready:
+            record = self.store.get(member.migration_id)
+            if record.cutover_plan is not None:
+                continue  # claimed by an earlier run of this claim
+            timeline = record.timeline.model_copy()
+            timeline.stop_requested_at = timeline.stop_requested_at or now
+            if not stop_sources:
+                timeline.source_stopped_at = timeline.source_stopped_at or now
+            why = f"cutover with wave {wave}: sources stopped by an operator"
+            if stop_sources:
+                why = f"cutover with wave {wave}: stop requested; fails over in a recovery plan once the source stopped"
+            record = self._update(member.migration_id, cutover_plan=marker, timeline=timeline, reason=why)
+            self._log(record, "ClaimedByWave", why, stop_requested=stop_sources)
+        logger.info("wave %s: %d claimed, %d left out", wave, len(ready), len(left_out))
+        return WaveClaim(wave=wave, members=ready, left_out=left_out)
+
+    def collect_stopped(self, wave: str, members: list[PlanMember]) -> StopReport:
+        """Which of ``members`` have reported their source stopped (earliest first); which may no longer be cut
+        over (cancelled, failed, claimed away). One wave listing, not a read per member."""
+        wanted = {m.migration_id: m for m in members}
+        stopped: list[tuple[datetime, PlanMember]] = []
+        left_out: list[LeftOut] = []
+        for record in self._members(wave):
+            member = wanted.get(record.migration_id)
+            if member is None:
+                continue
+            if record.cutover_plan != claim_marker(wave) or record.phase not in READY_PHASES:
+                why = f"no longer waiting for the wave's cutover ({record.phase.value}: {record.reason or 'no reason'})"
+                left_out.append(LeftOut(migration_id=record.migration_id, phase=record.phase, reason=why))
+                continue
+            if record.timeline.source_stopped_at is not None:
+                stopped.append((record.timeline.source_stopped_at, member))
+        return StopReport(stopped=[m for _, m in sorted(stopped, key=lambda x: x[0])], left_out=left_out)
+
+    def leave_out(self, wave: str, members: list[PlanMember], reason: str) -> list[str]:
+        """Members the wave will not cut over: unclaimed, with the reason; they keep replicating and can be cut
+        over later. The failover was never requested for them."""
+        released: list[str] = []
+        for member in members:
+            record = self.store.get(member.migration_id)
+            if record.cutover_plan == claim_marker(wave):
+                record = self._update(member.migration_id, cutover_plan=None, reason=reason)
+            self._log(record, "LeftOutOfWave", f"not cut over with wave {wave}: {reason}")
+            released.append(member.migration_id)
+        return released
+
+    def assign_plan(self, wave: str, plan: RecoveryPlanSpec) -> RecoveryPlanSpec:
+        """Members stopped: they are now the named plan's (idempotent)."""
+        for member in plan.members:
+            record = self.store.get(member.migration_id)
+            if record.cutover_plan == plan.name:
+                continue
+            record = self._update(member.migration_id, cutover_plan=plan.name,
+                                  reason=f"source stopped; failing over with recovery plan {plan.name}")  # fmt: skip
+            self._log(record, "ClaimedByWave", f"cut over with wave {wave} in recovery plan {plan.name}")
+        return plan
 
     def start_plan_failover(self, plan: RecoveryPlanSpec) -> str:
         """Create the plan and fail it over, once: members that carry the plan's job are not sent again."""
@@ -195,3 +302,21 @@ class WaveCutover:
 
     def get_job(self, job_id: str) -> AsrJob:
         return self.asr.get_job(job_id)
+
+
+def record_source_stopped(store: MigrationStore, migration_id: str, at: datetime) -> MigrationRecord | None:
+    """The AWS side reports the source stopped (FailoverRequested(source_stopped), its ``time``): the timeline's
+    start of downtime, and for a wave member the signal that it may join a recovery plan. First report wins."""
+    for _ in range(SAVE_ATTEMPTS):
+        try:
+            record = store.get(migration_id)
+        except NotFound:
+            return None
+        if record.timeline.source_stopped_at is not None:
+            return record
+        record.timeline = record.timeline.model_copy(update={"source_stopped_at": at})
+        try:
+            return store.update(record)
+        except PreconditionFailed:
+            continue
+    raise PreconditionFailed(f"{migration_id}: too many concurrent updates", code="Contention")

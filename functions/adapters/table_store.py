@@ -204,6 +204,9 @@ def record_to_entity(record: MigrationRecord, partition: str) -> dict[str, Any]:
     for name, value in record.model_dump(mode="python", exclude={"instance", "etag"}).items():
         if value is None:
             continue  # Table Storage has no null: an absent property reads back as None
+        if isinstance(value, dict):  # a sub-model (the cutover timeline): Table Storage keeps it as JSON text
+            entity[name] = getattr(record, name).model_dump_json()
+            continue
         entity[name] = value.value if isinstance(value, Enum) else value
     return entity
 

@@ -129,19 +129,19 @@ async def cut_over_wave(req: func.HttpRequest, client: df.DurableOrchestrationCl
         if not WAVE_PATTERN.fullmatch(wave):
             raise InvalidInput(f"{wave!r} is not a wave name")
         request = parse_body(req, WaveCutoverRequest)
-        if not request.source_stopped:
-            raise PreconditionFailed(
-                'stop the wave\'s EC2 instances first and confirm with {"source_stopped": true}: ASR cannot shut '
-                "down an AWS source, and failing over a running one loses its latest writes",
-                code="SourceNotStopped",
-            )
-        store = services().store
+        built = services()
+        store, settings = built.store, built.settings
         if not (await asyncio.to_thread(store.list, wave=wave, page_size=1)).items:
             raise NotFound(f"no migrations in wave {wave!r}", code="WaveNotFound")
         instance_id = names.wave_orchestration_id(wave)
         if await runtime_status(client, instance_id) in ACTIVE_RUNTIME_STATUSES:
             raise PreconditionFailed(f"wave {wave!r} is already being cut over", code="WaveCutoverRunning")
-        await client.start_new(names.MIGRATE_WAVE, instance_id, WaveState(wave=wave).model_dump(mode="json"))
+        # Without source_stopped the AWS side stops the sources (ASR cannot): members fail over as they stop.
+        state = WaveState(
+            wave=wave, stop_sources=not request.source_stopped, sequential=settings.wave_sequential_plans,
+            max_parallel_plans=settings.wave_max_parallel_plans, stop_bound_seconds=settings.wave_stop_bound_seconds,
+        )  # fmt: skip
+        await client.start_new(names.MIGRATE_WAVE, instance_id, state.model_dump(mode="json"))
         return WaveCutoverStarted(wave=wave, orchestration_id=instance_id)
 
     return await respond_async(start)

@@ -29,11 +29,13 @@ class CutoverRequest(_Body):
 
 
 class WaveCutoverRequest(_Body):
-    """Cut a whole wave over together, with ASR recovery plans of at most 100 machines."""
+    """Cut a whole wave over together: the AWS side stops its sources, and the stopped members fail over in
+    ASR recovery plans of at most 100 machines, in parallel."""
 
     source_stopped: bool = Field(
         default=False,
-        description="The operator has stopped the wave's EC2 instances (ASR cannot stop an AWS source itself).",
+        description="The operator has already stopped the wave's EC2 instances; without it the AWS side stops "
+        "them (status sync reads the request from each member's record).",
     )
     reason: Reason = ""
 

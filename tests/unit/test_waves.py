@@ -8,13 +8,12 @@ from typing import Any
 import pytest
 
 from devstack.replay import PendingActivity, Replay, orchestrator_handle
-from functions import names
-from functions.wave_orchestration import bp
+from functions.wave_orchestration import MIGRATE_PLAN, bp
 from migration.errors import PreconditionFailed
 from migration.events import MigrationRequestedData
 from migration.lifecycle import CLAIMED_BY_WAVE, Phase
 from migration.steps import MigrationSteps
-from migration.waves import WaveCutover, plan_name
+from migration.waves import RecoveryPlanSpec, WaveCutover, chunked, claim_marker, plan_name
 from tests.fakes import FakeAsr, InMemoryStore, ManualClock
 
 
@@ -38,9 +37,19 @@ def build_wave(count: int, *, not_ready: int = 0) -> tuple[InMemoryStore, FakeAs
     return store, asr, clock, steps
 
 
+class Planned:
+    """A claim, then every claimed member put in plans of at most 100 (as migrate_wave does once they stopped)."""
+
+    def __init__(self, wave: WaveCutover, *, stop_sources: bool = False) -> None:
+        claim = wave.claim("w1", stop_sources=stop_sources)
+        self.members, self.left_out = claim.members, claim.left_out
+        self.plans = [wave.assign_plan("w1", RecoveryPlanSpec(name=plan_name("w1", i), members=chunk))
+                      for i, chunk in enumerate(chunked(claim.members, 100))]  # fmt: skip
+
+
 def test_ready_members_go_into_plans_of_at_most_100_and_the_rest_are_reported() -> None:
     store, asr, clock, _ = build_wave(230, not_ready=3)
-    plan = WaveCutover(store, asr, clock).claim("w1")
+    plan = Planned(WaveCutover(store, asr, clock))
     assert [len(p.members) for p in plan.plans] == [100, 100, 30]
     assert [p.name for p in plan.plans] == [plan_name("w1", i) for i in range(3)]
     assert len(plan.left_out) == 3
@@ -48,16 +57,53 @@ def test_ready_members_go_into_plans_of_at_most_100_and_the_rest_are_reported() 
     assert all(r.cutover_plan for r in store.records.values() if r.phase is Phase.AWAITING_CUTOVER)
 
 
+def test_a_wave_that_stops_its_sources_asks_first_and_plans_only_the_stopped() -> None:
+    from migration.waves import record_source_stopped
+
+    store, asr, clock, _ = build_wave(3)
+    wave = WaveCutover(store, asr, clock)
+    claim = wave.claim("w1", stop_sources=True)
+    records = [store.get(m.migration_id) for m in claim.members]
+    assert {r.cutover_plan for r in records} == {claim_marker("w1")}
+    assert all(r.timeline.stop_requested_at and r.timeline.source_stopped_at is None for r in records)
+    assert wave.collect_stopped("w1", claim.members).stopped == []
+    clock.advance(timedelta(minutes=2))
+    record_source_stopped(store, claim.members[1].migration_id, clock.now())
+    report = wave.collect_stopped("w1", claim.members)
+    assert [m.migration_id for m in report.stopped] == [claim.members[1].migration_id]
+    # One whose source never stopped is left out with the reason and keeps replicating, unclaimed.
+    wave.leave_out("w1", [claim.members[0]], "the source did not report stopped")
+    left = store.get(claim.members[0].migration_id)
+    assert (left.cutover_plan, left.phase) == (None, Phase.AWAITING_CUTOVER)
+    assert "LeftOutOfWave" in [e.kind for e in store.list_events(left.migration_id)]
+
+
+def test_the_timeline_gives_the_downtime_from_stopped_to_failover_done() -> None:
+    store, asr, clock, _ = build_wave(2)
+    wave = WaveCutover(store, asr, clock)
+    [spec] = Planned(wave).plans
+    stopped_at = clock.now()
+    clock.advance(timedelta(minutes=1))
+    wave.start_plan_failover(spec)
+    clock.advance(timedelta(minutes=12))
+    wave.start_plan_commit(spec)
+    timeline = store.get(spec.members[0].migration_id).timeline
+    assert timeline.source_stopped_at == stopped_at
+    assert timeline.failover_started_at == stopped_at + timedelta(minutes=1)
+    assert timeline.downtime_seconds() == 13 * 60
+
+
 def test_claiming_twice_gives_the_same_plans() -> None:
     store, asr, clock, _ = build_wave(5)
     wave = WaveCutover(store, asr, clock)
     assert wave.claim("w1") == wave.claim("w1")
+    assert Planned(wave).plans == Planned(wave).plans
 
 
 def test_a_plan_fails_over_once_and_its_members_cannot_fail_over_alone() -> None:
     store, asr, clock, steps = build_wave(3)
     wave = WaveCutover(store, asr, clock)
-    spec = wave.claim("w1").plans[0]
+    spec = Planned(wave).plans[0]
     first = wave.start_plan_failover(spec)
     again = wave.start_plan_failover(spec)  # an activity rerun
     assert first == again
@@ -76,7 +122,7 @@ def test_a_plan_fails_over_once_and_its_members_cannot_fail_over_alone() -> None
 def test_a_failed_plan_releases_its_members_with_the_reason() -> None:
     store, asr, clock, _ = build_wave(2)
     wave = WaveCutover(store, asr, clock)
-    spec = wave.claim("w1").plans[0]
+    spec = Planned(wave).plans[0]
     wave.start_plan_failover(spec)
     released = wave.release_plan(spec, "recovery plan failover failed: 28031")
     assert sorted(released) == sorted(m.migration_id for m in spec.members)
@@ -91,7 +137,7 @@ def test_a_failed_plan_releases_its_members_with_the_reason() -> None:
 def test_a_member_that_failed_over_keeps_its_failover_mark_when_released() -> None:
     store, asr, clock, _ = build_wave(2)
     wave = WaveCutover(store, asr, clock)
-    spec = wave.claim("w1").plans[0]
+    spec = Planned(wave).plans[0]
     wave.start_plan_failover(spec)
     failed_over = spec.members[0]
     asr._set(failed_over.protected_item_name, allowed_operations=frozenset({"Commit", "CompleteMigration"}))
@@ -105,7 +151,7 @@ def test_a_member_asr_no_longer_has_is_left_out_and_the_others_are_planned() -> 
     gone = sorted(store.records.values(), key=lambda r: r.migration_id)[1]
     assert gone.protected_item_name is not None
     del asr.items[gone.protected_item_name]  # deleted from the vault out of band
-    plan = WaveCutover(store, asr, clock).claim("w1")
+    plan = Planned(WaveCutover(store, asr, clock))
     assert [len(p.members) for p in plan.plans] == [3]
     assert gone.migration_id not in {m.migration_id for m in plan.plans[0].members}
     [left] = plan.left_out
@@ -120,13 +166,13 @@ def test_a_member_asr_cannot_fail_over_now_is_left_out_with_the_operations_it_of
     busy = sorted(store.records.values(), key=lambda r: r.migration_id)[0]
     assert busy.protected_item_name is not None
     asr._set(busy.protected_item_name, allowed_operations=frozenset({"DisableProtection"}))
-    plan = WaveCutover(store, asr, clock).claim("w1")
+    plan = Planned(WaveCutover(store, asr, clock))
     [left] = plan.left_out
     assert left.migration_id == busy.migration_id
     assert "allowed operations: DisableProtection" in left.reason
 
 
-WAVE_HANDLE = orchestrator_handle(bp, names.MIGRATE_WAVE)
+PLAN_HANDLE = orchestrator_handle(bp, MIGRATE_PLAN)
 START = datetime(2026, 12, 1, 22, tzinfo=UTC)
 
 
@@ -135,22 +181,11 @@ def plan_payload(name: str, size: int) -> dict[str, Any]:
     return {"name": name, "members": members}
 
 
-def wave_answers(plans: list[dict[str, Any]], failing: set[str] | None = None) -> Any:
+def plan_answers(failing: bool = False) -> Any:
     jobs: dict[str, datetime] = {}
 
     def respond(activity: PendingActivity, replay: Replay) -> Any:
         payload = activity.input
-        if activity.name == "claim_wave":
-            return {
-                "ok": True,
-                "value": {
-                    "wave": "w1",
-                    "plans": plans,
-                    "left_out": [
-                        {"migration_id": "m-late", "phase": "Replicating", "reason": "still replicating (62%)"}
-                    ],
-                },
-            }
         if activity.name in ("start_plan_failover", "start_plan_commit"):
             job_id = f"{activity.name}-{payload['plan']['name']}"
             jobs[job_id] = replay.now
@@ -158,17 +193,10 @@ def wave_answers(plans: list[dict[str, Any]], failing: set[str] | None = None) -
         if activity.name == "get_wave_job":
             job_id = payload["job_id"]
             done = replay.now - jobs[job_id] >= timedelta(minutes=12)
-            failed = any(job_id.endswith(name) for name in failing or set()) and "failover" in job_id
+            failed = failing and "failover" in job_id
             state = ("Failed" if failed else "Succeeded") if done else "InProgress"
-            return {
-                "ok": True,
-                "value": {
-                    "job_id": job_id,
-                    "state": state,
-                    "finished": done,
-                    "errors": ["28031: a VM failed to start"] if failed else [],
-                },
-            }
+            errors = ["28031: a VM failed to start"] if failed else []
+            return {"ok": True, "value": {"job_id": job_id, "state": state, "errors": errors}}
         if activity.name == "notify_plan_members":
             return {"ok": True, "value": {"members": len(payload["plan"]["members"])}}
         if activity.name == "release_plan":
@@ -178,27 +206,22 @@ def wave_answers(plans: list[dict[str, Any]], failing: set[str] | None = None) -
     return respond
 
 
-def test_migrate_wave_cuts_over_plan_by_plan_with_bounded_history() -> None:
-    plans = [plan_payload(f"p{i}", 100) for i in range(10)]
-    replay = Replay(WAVE_HANDLE, {"wave": "w1"}, START)
-    output = replay.run(wave_answers(plans))
-    assert [p["outcome"] for p in output["plans"]] == ["Committed"] * 10
-    assert output["left_out"][0]["reason"] == "still replicating (62%)"
-    assert replay.executions == 11
-    assert replay.max_history < 100
+def test_a_plan_fails_over_and_commits_watched_by_a_short_poll_with_bounded_history() -> None:
+    replay = Replay(PLAN_HANDLE, {"wave": "w1", "plan": plan_payload("p0", 100)}, START)
+    output = replay.run(plan_answers())
+    assert output["outcome"] == "Committed"
     order = [name for name, _ in replay.calls if name != "get_wave_job"]
-    assert order[:4] == ["claim_wave", "start_plan_failover", "start_plan_commit", "notify_plan_members"]
-    assert order.count("claim_wave") == 1
+    assert order == ["start_plan_failover", "start_plan_commit", "notify_plan_members"]
+    # The 12-minute failover job is seen done within a minute of its end (a 1-minute poll), not 5.
+    assert replay.now - START <= timedelta(minutes=12 + 1 + 12 + 1)
+    assert replay.max_history < 300
 
 
-def test_a_failed_plan_is_reported_and_the_next_plan_still_runs() -> None:
-    plans = [plan_payload("p0", 3), plan_payload("p1", 3)]
-    replay = Replay(WAVE_HANDLE, {"wave": "w1"}, START)
-    output = replay.run(wave_answers(plans, failing={"p0"}))
-    assert [p["outcome"] for p in output["plans"]] == ["Failed", "Committed"]
-    assert "28031" in output["plans"][0]["reason"]
-    names_called = [name for name, _ in replay.calls]
-    assert names_called.count("release_plan") == 1
-    # p0's members are told their plan failed, p1's that it was done: every member hears.
+def test_a_failed_plan_releases_only_its_members_with_asrs_reason() -> None:
+    replay = Replay(PLAN_HANDLE, {"wave": "w1", "plan": plan_payload("p0", 3)}, START)
+    output = replay.run(plan_answers(failing=True))
+    assert output["outcome"] == "Failed"
+    assert "28031" in output["reason"]
     notified = [payload for name, payload in replay.calls if name == "notify_plan_members"]
-    assert [(n["plan"]["name"], n.get("failed", False)) for n in notified] == [("p0", True), ("p1", False)]
+    assert [(n["plan"]["name"], n.get("failed", False)) for n in notified] == [("p0", True)]
+    assert [name for name, _ in replay.calls].count("release_plan") == 1
