@@ -187,7 +187,9 @@ def build_status_sync(settings: StatusSyncSettings, clients: AwsClients | None =
     api = StatusApiClient(settings.status_api_url, key, timeout_seconds=settings.status_api_timeout_seconds)
     # Reads install results only (GetCommandInvocation); intake is the one that sends the document.
     agents = SsmGateway(clients.ssm, document_name="")
-    return StatusSyncDependencies(inventory=ec2, tags=ec2, status_api=api, agents=agents)
+    arn = settings.cutover_function_arn
+    cutover = LambdaIntakeInvoker(clients.lambda_, arn) if arn else None
+    return StatusSyncDependencies(inventory=ec2, tags=ec2, status_api=api, agents=agents, cutover=cutover)
 
 
 def build_reconcile(

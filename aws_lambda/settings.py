@@ -107,6 +107,8 @@ class CutoverSettings(QueueSettings):
 
 class StatusSyncSettings(LambdaSettings):
     status_api_url: str = Field(alias="STATUS_API_URL", pattern=r"^https?://")
+    # A wave cutover's "stop requested" members are handed to the cutover Lambda (asynchronous invoke).
+    cutover_function_arn: str | None = Field(default=None, alias="CUTOVER_FUNCTION_ARN", pattern=r"^arn:")
     status_api_key_secret_arn: str = Field(alias="STATUS_API_KEY_SECRET_ARN", min_length=1)
     secret_cache_seconds: int = Field(default=300, ge=0, le=3600, alias="SECRET_CACHE_SECONDS")
     status_api_timeout_seconds: float = Field(default=10.0, gt=0, le=60, alias="STATUS_API_TIMEOUT_SECONDS")

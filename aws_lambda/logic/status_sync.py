@@ -7,17 +7,38 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aws_lambda.logic.cutover import StopMark
 from aws_lambda.logic.intake import current_phase
 from aws_lambda.models.agent import failure_summary
+from aws_lambda.models.cutover import CutoverRequest
 from aws_lambda.models.inventory import TaggedInstance
 from aws_lambda.models.outcomes import StatusSyncOutcome
 from aws_lambda.observability import count, logger
-from aws_lambda.ports import AgentInstaller, InstanceInventory, StatusApi, TagWriter
+from aws_lambda.ports import AgentInstaller, InstanceInventory, IntakeInvoker, StatusApi, TagWriter
 from migration.errors import MigrationError, NotFound
 from migration.lifecycle import Phase
 from migration.readiness import OsFamily
 from migration.records import MigrationRecord
-from migration.tags import AGENT, EC2_TAG_VALUE_MAX, STATUS, STATUS_TAGS, status_tags
+from migration.tags import AGENT, CUTOVER_STOP, EC2_TAG_VALUE_MAX, STATUS, STATUS_TAGS, status_tags
+
+# One cutover invocation takes at most this many (CutoverBatch's bound).
+CUTOVER_BATCH = 1000
+
+
+def wave_stop_request(tagged: TaggedInstance, record: MigrationRecord) -> CutoverRequest | None:
+    """The stop a wave cutover asked for on this member's record (Azure never holds AWS credentials: the AWS
+    side learns of it here, by pulling), unless this instance was already asked to stop for it."""
+    timeline = record.timeline
+    if not (record.cutover_plan and record.phase is Phase.AWAITING_CUTOVER and timeline.stop_requested_at):
+        return None
+    if timeline.source_stopped_at is not None:
+        return None
+    request_id = f"wave-{record.wave or 'none'}-{timeline.stop_requested_at:%Y%m%dT%H%M%SZ}"
+    mark = StopMark.parse(tagged.tags.get(CUTOVER_STOP))
+    if mark is not None and mark.request_id == request_id:
+        return None  # asked already (stopping, sent, or reported not stopped): never twice for one request
+    return CutoverRequest(instance=tagged.instance, request_id=request_id, requested_by="operator")
+
 
 # Nothing more will change for these (NotReady never reached Azure); a new request re-tags them first.
 _SETTLED = frozenset({Phase.NOT_READY, Phase.MIGRATED, Phase.CANCELLED})
@@ -30,6 +51,8 @@ class StatusSyncDependencies:
     status_api: StatusApi
     max_parallel_reads: int = 8
     agents: AgentInstaller | None = None
+    # The cutover Lambda, invoked with the sources a wave cutover asked to stop (None: not wired).
+    cutover: IntakeInvoker | None = None
 
 
 # Azure has not got past waiting for the machine yet: the AWS side knows more about the agent.
@@ -133,6 +156,16 @@ def sync_statuses(deps: StatusSyncDependencies) -> StatusSyncOutcome:
                 wanted = {**wanted, STATUS: Phase.AWAITING_DISCOVERY.value}
             if _differs(tagged.tags, wanted):
                 updates[instance_id] = wanted
+    stops = [
+        request
+        for tagged, result in zip(in_flight, results, strict=True)
+        if isinstance(result, MigrationRecord) and (request := wave_stop_request(tagged, result)) is not None
+    ]
+    if stops and deps.cutover is not None:
+        for start in range(0, len(stops), CUTOVER_BATCH):
+            batch = stops[start : start + CUTOVER_BATCH]
+            deps.cutover.invoke({"cutovers": [r.model_dump(mode="json") for r in batch]})
+        count("WaveStopsRequested", len(stops))
     if updates:
         deps.tags.write_tags(updates)
     count("StatusTagsUpdated", len(updates))
