@@ -82,7 +82,8 @@ class MigrationApi:
         result: dict[str, Any] = self._call("POST", f"migrations/{migration_id}/{action}", body=body or {})
         return result
 
-    def cut_over_wave(self, wave: str, *, source_stopped: bool) -> dict[str, Any]:
+    def cut_over_wave(self, wave: str, *, source_stopped: bool = False) -> dict[str, Any]:
+        """Without ``source_stopped`` the AWS side stops the wave's sources; each fails over once stopped."""
         result: dict[str, Any] = self._call("POST", f"waves/{wave}/cutover", body={"source_stopped": source_stopped})
         return result
 

@@ -178,9 +178,13 @@ def approve(migration_id: str, reason: ReasonOption = "", url: UrlOption = None,
 @app.command()
 def cutover(
     migration_id: Annotated[str | None, typer.Argument()] = None,
-    wave: Annotated[str | None, typer.Option("--wave", help="Cut the whole wave over with recovery plans.")] = None,
+    wave: Annotated[
+        str | None,
+        typer.Option("--wave", help="Cut the whole wave over: the AWS side stops its sources, plans fail over."),
+    ] = None,
     source_stopped: Annotated[
-        bool, typer.Option("--source-stopped", help="Confirm the EC2 instance is stopped (required to fail over).")
+        bool,
+        typer.Option("--source-stopped", help="Confirm the EC2 instance (or, with --wave, every source) is stopped."),
     ] = False,
     reason: ReasonOption = "",
     url: UrlOption = None,
@@ -229,7 +233,8 @@ def export(
                "cutover_at", "updated_at"]  # fmt: skip
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(items)
+    # The window is part of the request the record keeps.
+    writer.writerows({**item, "cutover_at": (item.get("request") or {}).get("cutover_at")} for item in items)
 
 
 @app.command()
