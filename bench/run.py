@@ -26,6 +26,7 @@ from devstack.settings import REPO_ROOT
 from functions import names
 from functions.adapters.table_store import TableStore
 from functions.orchestrations import bp as orchestrations
+from migration.events import MigrationRequestedData
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase, WorkflowState
 from migration.records import MigrationRecord
@@ -146,11 +147,12 @@ def measure_status_api(records: int, state_dir: Path) -> dict[str, Any]:
         ids = []
         for n in range(records):
             ref = InstanceRef(account_id=ACCOUNT, region=REGION, instance_id=f"i-{0xA000000 + n:017x}")
-            store.create(MigrationRecord(
-                migration_id=ref.migration_id, instance=ref, phase=Phase.REPLICATING, request_id=f"r-{n}",
-                private_ip="10.0.0.1", os_family="linux", wave=f"wave-{n % waves:04d}", progress_percent=n % 100,
-                created_at=now, updated_at=now,
-            ))  # fmt: skip
+            request = MigrationRequestedData.model_validate({
+                "instance": ref, "request_id": f"r-{n}", "private_ip": "10.0.0.1", "os_family": "linux",
+                "wave": f"wave-{n % waves:04d}",
+            })  # fmt: skip
+            store.create(MigrationRecord(request=request, phase=Phase.REPLICATING, progress_percent=n % 100,
+                                         created_at=now, updated_at=now))  # fmt: skip
             ids.append(ref.migration_id)
         headers = {"x-functions-key": settings.host.master_key}
         base = f"{settings.host.base_url}/api"

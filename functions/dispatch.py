@@ -12,7 +12,7 @@ import azure.durable_functions as df
 from functions import names
 from functions.settings import FunctionSettings
 from migration.errors import NotFound, TransientCloudError
-from migration.events import CancelRequested, FailoverRequested, MigrationRequested, MigrationRequestedData
+from migration.events import AnyEvent, FailoverRequested, MigrationRequested, MigrationRequestedData
 from migration.intake import IntakeAction, IntakeDecision, decide
 from migration.lifecycle import WorkflowState
 from migration.ports import MigrationStore
@@ -20,8 +20,6 @@ from migration.records import MigrationEvent
 from migration.waves import record_source_stopped
 
 logger = logging.getLogger("aws2azure.dispatch")
-
-AnyEvent = MigrationRequested | FailoverRequested | CancelRequested
 
 
 def initial_state(request: MigrationRequestedData, settings: FunctionSettings) -> WorkflowState:

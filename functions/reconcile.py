@@ -12,7 +12,7 @@ from functions import names
 from functions.bootstrap import services
 from functions.dispatch import initial_state, runtime_status
 from migration.lifecycle import TERMINAL_PHASES
-from migration.reconcile import Verdict, assess, request_from_record
+from migration.reconcile import Verdict, assess
 from migration.records import MigrationEvent
 
 bp = df.Blueprint()
@@ -45,7 +45,7 @@ async def reconcile(timer: func.TimerRequest, client: df.DurableOrchestrationCli
                 phase=record.phase, message=finding.reason,
             ))  # fmt: skip
             if finding.verdict is Verdict.RESTART:
-                state = initial_state(request_from_record(record), runtime.settings)
+                state = initial_state(record.request, runtime.settings)
                 await client.start_new(names.MIGRATE_INSTANCE, record.migration_id, state.model_dump(mode="json"))
         continuation = page.continuation
         if continuation is None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from migration.events import MigrationRequestedData
 from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, TERMINAL_PHASES, Phase
 from migration.records import MigrationRecord
 
@@ -51,12 +50,3 @@ def assess(record: MigrationRecord, runtime_status: str | None, *, now: datetime
             "check the orchestration's status and the ASR job",
         )
     return Finding(record.migration_id, Verdict.HEALTHY, "running")
-
-
-def request_from_record(record: MigrationRecord) -> MigrationRequestedData:
-    """Rebuild the request a record came from, to restart its orchestration."""
-    return MigrationRequestedData(
-        instance=record.instance, private_ip=record.private_ip, os_family=record.os_family,
-        wave=record.wave, cutover_at=record.cutover_at, target_size=record.target_size,
-        target_subnet=record.target_subnet, test_failover=record.test_failover, request_id=record.request_id,
-    )  # fmt: skip

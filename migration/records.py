@@ -5,15 +5,18 @@ The same models are the HTTP status API's JSON, so the AWS side reads what Azure
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
+from migration.events import MigrationRequestedData
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase
 
 ReplicationHealth = Literal["Normal", "Warning", "Critical", "None"]
+REQUEST_FIELDS = tuple(MigrationRequestedData.model_fields)
 
 
 # Entering COMMITTING means the failover job succeeded (the commit follows it at once), and so on.
@@ -54,24 +57,14 @@ class MigrationRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    migration_id: str
-    instance: InstanceRef
+    # The request as it arrived, whole: a retry or a reconcile starts again from exactly this.
+    request: MigrationRequestedData
     phase: Phase
-    request_id: str
-    private_ip: str
-    os_family: Literal["windows", "linux"]
-    wave: str | None = None
     # Why the migration is where it is, in words an operator can act on (set for NotReady/Failed/...).
     reason: str = ""
     progress_percent: int | None = Field(default=None, ge=0, le=100)
     replication_health: ReplicationHealth | None = None
     rpo_seconds: int | None = None
-    cutover_at: AwareDatetime | None = None
-    target_size: str | None = None
-    target_subnet: str | None = None
-    test_failover: bool = False
-    target_disk_type: str | None = None
-    hybrid_benefit: bool | None = None
     protected_item_name: str | None = None
     current_job_id: str | None = None
     # Set once, before the failover request is sent: the guard that makes a second one impossible.
@@ -84,6 +77,74 @@ class MigrationRecord(BaseModel):
     updated_at: AwareDatetime
     # The store's concurrency token; not part of the record's content.
     etag: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_request(cls, data: Any) -> Any:
+        """The request is kept once. Derived keys (migration_id, instance, wave, which the JSON shows) are
+        dropped on the way in; a record built from the request's fields one by one gets them as its request."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("request"), str):  # Table Storage keeps the request as its JSON text
+            data["request"] = json.loads(data["request"])
+        flat = {key: data.pop(key) for key in (*REQUEST_FIELDS, "migration_id") if key in data}
+        flat.pop("migration_id", None)
+        if "request" not in data and flat:
+            data["request"] = flat
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def migration_id(self) -> str:
+        return self.request.instance.migration_id
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def instance(self) -> InstanceRef:
+        return self.request.instance
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def wave(self) -> str | None:
+        return self.request.wave
+
+    # What the request says, read where the record is at hand.
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def private_ip(self) -> str:
+        return str(self.request.private_ip)
+
+    @property
+    def os_family(self) -> Literal["windows", "linux"]:
+        return self.request.os_family
+
+    @property
+    def cutover_at(self) -> datetime | None:
+        return self.request.cutover_at
+
+    @property
+    def target_size(self) -> str | None:
+        return self.request.target_size
+
+    @property
+    def target_subnet(self) -> str | None:
+        return self.request.target_subnet
+
+    @property
+    def test_failover(self) -> bool:
+        return self.request.test_failover
+
+    @property
+    def target_disk_type(self) -> str | None:
+        return self.request.target_disk_type
+
+    @property
+    def hybrid_benefit(self) -> bool | None:
+        return self.request.hybrid_benefit
 
     @field_validator("timeline", mode="before")
     @classmethod

@@ -139,15 +139,9 @@ class MigrationSteps:
         try:
             record = self.store.get(migration_id)
         except NotFound:
-            record = self.store.create(MigrationRecord(
-                migration_id=migration_id, instance=request.instance, phase=Phase.REQUESTED,
-                request_id=request.request_id, private_ip=str(request.private_ip),
-                os_family=request.os_family,
-                wave=request.wave, cutover_at=request.cutover_at, target_size=request.target_size,
-                target_subnet=request.target_subnet, test_failover=request.test_failover,
-                target_disk_type=request.target_disk_type, hybrid_benefit=request.hybrid_benefit,
-                created_at=now, updated_at=now,
-            ))  # fmt: skip
+            record = self.store.create(
+                MigrationRecord(request=request, phase=Phase.REQUESTED, created_at=now, updated_at=now)
+            )
             self._log(record, "MigrationRequested", f"migration of {request.instance.instance_id} requested",
                       request_id=request.request_id, wave=request.wave)  # fmt: skip
             return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
@@ -161,9 +155,8 @@ class MigrationSteps:
         if record.phase in (Phase.FAILED, Phase.CANCELLED, Phase.NOT_READY):
             # Nothing replicated (or replication was disabled): start again from Requested.
             record = self._move(
-                migration_id, Phase.REQUESTED, request_id=request.request_id, cutover_at=request.cutover_at,
-                test_failover=request.test_failover, protected_item_name=None, current_job_id=None,
-            )  # fmt: skip
+                migration_id, Phase.REQUESTED, request=request, protected_item_name=None, current_job_id=None
+            )
             return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
         return Registered(
             migration_id=migration_id, phase=record.phase, protected_item_name=record.protected_item_name,

@@ -69,7 +69,6 @@ from migration.errors import (
     ThrottledError,
     TransientCloudError,
 )
-from migration.identity import InstanceRef
 from migration.lifecycle import Phase
 from migration.queries import (
     DEFAULT_PAGE_SIZE,
@@ -95,7 +94,6 @@ RECORD_KIND = "record"
 MOVED_KIND = "moved"
 _LIVE = "live"
 _PENDING = "pending"
-_INSTANCE_FIELDS = ("account_id", "region", "instance_id")
 _STORE_PROPERTIES = frozenset({"kind"})
 # Characters Table Storage refuses in keys, plus control characters.
 _FORBIDDEN_KEY_CHARS = frozenset("/\\#?") | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
@@ -199,12 +197,11 @@ def record_to_entity(record: MigrationRecord, partition: str) -> dict[str, Any]:
         "RowKey": record.migration_id,
         "kind": RECORD_KIND,
     }
-    for name in _INSTANCE_FIELDS:
-        entity[f"instance_{name}"] = getattr(record.instance, name)
+    # The instance (and the migration id) are derived from the request, which is kept once.
     for name, value in record.model_dump(mode="python", exclude={"instance", "etag"}).items():
         if value is None:
             continue  # Table Storage has no null: an absent property reads back as None
-        if isinstance(value, dict):  # a sub-model (the cutover timeline): Table Storage keeps it as JSON text
+        if isinstance(value, dict):  # a sub-model (the request, the timeline): Table Storage keeps it as JSON text
             entity[name] = getattr(record, name).model_dump_json()
             continue
         entity[name] = value.value if isinstance(value, Enum) else value
@@ -216,9 +213,7 @@ def entity_to_record(entity: TableEntity) -> MigrationRecord:
         key: _plain(value)
         for key, value in entity.items()
         if key not in {"PartitionKey", "RowKey"} and key not in _STORE_PROPERTIES
-        and not key.startswith("instance_")
     }  # fmt: skip
-    fields["instance"] = InstanceRef(**{name: entity[f"instance_{name}"] for name in _INSTANCE_FIELDS})
     return MigrationRecord.model_validate(fields).model_copy(update={"etag": entity.metadata["etag"]})
 
 

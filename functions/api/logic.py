@@ -12,8 +12,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from functions.api.models import (
     Accepted,
     Action,
@@ -35,7 +33,6 @@ from migration.events import (
     CancelRequestedData,
     FailoverRequestedData,
     MigrationRequested,
-    MigrationRequestedData,
     new_event,
     parse_event,
 )
@@ -243,18 +240,8 @@ async def _request(
 
 
 def _request_again(record: MigrationRecord, at: datetime) -> MigrationRequested:
-    try:
-        data = MigrationRequestedData(
-            instance=record.instance, private_ip=record.private_ip, os_family=record.os_family,
-            wave=record.wave, cutover_at=record.cutover_at, target_size=record.target_size,
-            target_subnet=record.target_subnet, test_failover=record.test_failover,
-            request_id=record.request_id,
-        )  # fmt: skip
-    except ValidationError as exc:
-        raise PreconditionFailed(
-            f"migration {record.migration_id} cannot be requested again from its record: {exc}",
-            code="NotRetryable",
-        ) from exc
+    """The record's own request, whole (same request_id), in a new event."""
+    data = record.request
     return new_event(data, component=API_COMPONENT, at=at)
 
 

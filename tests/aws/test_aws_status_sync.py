@@ -13,6 +13,7 @@ from types import ModuleType
 
 import pytest
 
+from migration.events import MigrationRequestedData
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase
 from migration.records import MigrationRecord
@@ -68,12 +69,10 @@ class StatusApi:
 
     def put(self, instance: InstanceRef, phase: Phase, *, progress: int | None = None, reason: str = "") -> None:
         self.records[instance.migration_id] = MigrationRecord(
-            migration_id=instance.migration_id,
-            instance=instance,
+            request=MigrationRequestedData.model_validate(
+                {"instance": instance, "private_ip": "10.0.0.10", "os_family": "linux", "request_id": "req-1"}
+            ),
             phase=phase,
-            request_id="req-1",
-            private_ip="10.0.0.10",
-            os_family="linux",
             reason=reason,
             progress_percent=progress,
             created_at=UPDATED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from migration.events import MigrationRequestedData
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase
 from migration.records import MigrationEvent, MigrationRecord
@@ -19,19 +20,14 @@ def instance(number: int, *, account: str = "123456789012", region: str = "eu-we
 def make_record(number: int, *, wave: str | None = None, phase: Phase = Phase.REQUESTED,
                 **changes: Any) -> MigrationRecord:  # fmt: skip
     ref = instance(number)
-    fields: dict[str, Any] = {
-        "migration_id": ref.migration_id,
-        "instance": ref,
-        "phase": phase,
-        "request_id": f"req-{number}",
-        "private_ip": f"10.0.{number // 250}.{number % 250 + 1}",
-        "os_family": "linux",
-        "wave": wave,
-        "created_at": T0,
-        "updated_at": T0 + timedelta(seconds=number),
-    }
-    fields.update(changes)
-    return MigrationRecord(**fields)
+    request: dict[str, Any] = {
+        "instance": ref, "request_id": f"req-{number}", "private_ip": f"10.0.{number // 250}.{number % 250 + 1}",
+        "os_family": "linux", "wave": wave,
+    }  # fmt: skip
+    # Changes to what the request says go into the request, the rest onto the record.
+    request |= {key: changes.pop(key) for key in list(changes) if key in MigrationRequestedData.model_fields}
+    fields: dict[str, Any] = {"phase": phase, "created_at": T0, "updated_at": T0 + timedelta(seconds=number)}
+    return MigrationRecord(request=MigrationRequestedData.model_validate(request), **(fields | changes))
 
 
 def make_event(migration_id: str, second: int, *, kind: str = "PhaseChanged",

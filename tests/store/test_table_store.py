@@ -282,9 +282,14 @@ def test_bad_page_sizes_are_invalid_input(fleet: TableStore) -> None:
 # -- moving between waves --------------------------------------------------------------------------
 
 
+def with_wave(record: MigrationRecord, wave: str | None, **changes: object) -> MigrationRecord:
+    """The record of a new request that names another wave (the wave is part of the request)."""
+    return record.model_copy(update={"request": record.request.model_copy(update={"wave": wave}), **changes})
+
+
 def test_changing_the_wave_moves_the_record(store: TableStore) -> None:
     created = store.create(make_record(40, wave="old", phase=Phase.FAILED))
-    moved = store.update(created.model_copy(update={"wave": "new", "phase": Phase.REQUESTED}))
+    moved = store.update(with_wave(created, "new", phase=Phase.REQUESTED))
 
     assert content(store.get(created.migration_id)) == content(moved)
     assert store.get(created.migration_id).etag == moved.etag
@@ -294,7 +299,7 @@ def test_changing_the_wave_moves_the_record(store: TableStore) -> None:
     with pytest.raises(PreconditionFailed):
         store.update(created.model_copy(update={"reason": "a writer that read before the move"}))
     # and back again, onto the partition it once left
-    back = store.update(moved.model_copy(update={"wave": None}))
+    back = store.update(with_wave(moved, None))
     assert content(store.get(created.migration_id)) == content(back)
     assert [r.migration_id for r in store.list().items] == [created.migration_id]
 
@@ -303,7 +308,7 @@ def test_a_move_interrupted_after_its_tombstone_is_finished_by_the_next_reader(
     store: TableStore, service: TableServiceClient
 ) -> None:
     created = store.create(make_record(41, wave="a"))
-    wanted = created.model_copy(update={"wave": "b", "phase": Phase.ENABLING_REPLICATION})
+    wanted = with_wave(created, "b", phase=Phase.ENABLING_REPLICATION)
     # What a mover that crashed right after its first write leaves behind: a tombstone, nothing else.
     records = service.get_table_client(store._records.table_name)
     records.upsert_entity(

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from migration.events import CancelRequested, FailoverRequested, MigrationRequested, parse_event
+from migration.events import CancelRequested, FailoverRequested, MigrationRequested, MigrationRequestedData, parse_event
 from migration.identity import InstanceRef
 from migration.intake import IntakeAction, decide
 from migration.lifecycle import Phase
@@ -58,8 +58,10 @@ def cancel() -> CancelRequested:
 
 
 def record(phase: Phase, request_id: str = "r-1") -> MigrationRecord:
-    return MigrationRecord(migration_id=REF.migration_id, instance=REF, phase=phase, request_id=request_id,
-                           private_ip="10.0.1.15", os_family="windows", created_at=NOW, updated_at=NOW)  # fmt: skip
+    request = MigrationRequestedData.model_validate(
+        {"instance": REF, "private_ip": "10.0.1.15", "os_family": "windows", "request_id": request_id}
+    )
+    return MigrationRecord(request=request, phase=phase, created_at=NOW, updated_at=NOW)
 
 
 def test_a_first_request_starts_the_migration() -> None:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from migration.events import MigrationRequestedData
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase
-from migration.reconcile import Verdict, assess, request_from_record
+from migration.reconcile import Verdict, assess
 from migration.records import MigrationRecord
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -15,10 +17,10 @@ STUCK_AFTER = timedelta(hours=12)
 
 def record(phase: Phase, *, silent: timedelta = timedelta(minutes=5)) -> MigrationRecord:
     ref = InstanceRef(account_id="123456789012", region="eu-west-1", instance_id="i-0123456789abcdef0")
-    return MigrationRecord(
-        migration_id=ref.migration_id, instance=ref, phase=phase, request_id="r-1", private_ip="10.0.1.15",
-        os_family="linux", wave="w1", created_at=NOW - timedelta(days=2), updated_at=NOW - silent,
-    )  # fmt: skip
+    request = MigrationRequestedData.model_validate(
+        {"instance": ref, "private_ip": "10.0.1.15", "os_family": "linux", "wave": "w1", "request_id": "r-1"}
+    )
+    return MigrationRecord(request=request, phase=phase, created_at=NOW - timedelta(days=2), updated_at=NOW - silent)
 
 
 @pytest.mark.parametrize("status", [None, "Failed", "Terminated", "Completed"])
@@ -46,8 +48,14 @@ def test_finished_migrations_are_left_alone(phase: Phase) -> None:
     )
 
 
-def test_the_request_is_rebuilt_from_the_record() -> None:
-    rebuilt = request_from_record(record(Phase.REPLICATING))
-    assert rebuilt.instance.instance_id == "i-0123456789abcdef0"
-    assert str(rebuilt.private_ip) == "10.0.1.15"
-    assert rebuilt.wave == "w1"
+def test_the_record_keeps_the_whole_request_for_a_restart() -> None:
+    """Nothing is rebuilt field by field: a restart gets the request as it arrived (disks_gib included)."""
+    kept = record(Phase.REPLICATING)
+    request = kept.request.model_copy(update={"disks_gib": [64, 256]})
+    with_disks = kept.model_copy(update={"request": request})
+    again = MigrationRecord.model_validate_json(with_disks.model_dump_json())
+    assert again.request == request
+    assert again.request.disks_gib == [64, 256]
+    shown = json.loads(with_disks.model_dump_json())
+    assert (shown["migration_id"], shown["wave"]) == (kept.migration_id, "w1")  # derived, shown, not stored twice
+    assert "migration_id" not in MigrationRecord.model_fields
