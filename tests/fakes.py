@@ -99,6 +99,7 @@ class FakeAsr:
     items: dict[str, ReplicationState] = field(default_factory=dict)
     jobs: dict[str, AsrJob] = field(default_factory=dict)
     writes: list[tuple[str, str]] = field(default_factory=list)
+    last_jobs: dict[tuple[str, str], str] = field(default_factory=dict)
     unsupported_os: set[str] = field(default_factory=set)
 
     def add_machine(self, ip: str, name: str = "machine-1", os_type: str = "Linux") -> DiscoveredMachine:
@@ -111,7 +112,11 @@ class FakeAsr:
         job_id = f"job-{len(self.jobs) + 1}"
         self.jobs[job_id] = AsrJob(job_id=job_id, state="InProgress", display_name=operation)
         self.writes.append((operation, item))
+        self.last_jobs[(operation, item)] = job_id
         return job_id
+
+    def _last_job(self, item: str, operation: str) -> str:
+        return self.last_jobs[(operation, item)]
 
     def _set(self, item: str, **changes: object) -> None:
         self.items[item] = self.items[item].model_copy(update=changes)
@@ -132,6 +137,9 @@ class FakeAsr:
             raise PreconditionFailed(f"{machine.os_name or machine.os_type} is not supported", code="UnsupportedOs")
 
     def begin_enable_replication(self, machine: DiscoveredMachine, plan: ReplicationPlan) -> str:
+        if machine.name in self.items:
+            # As the real adapter: a retried enable finds the item and answers its job, creating nothing.
+            return self._last_job(machine.name, "EnableReplication")
         job = self._job("EnableReplication", machine.name)
         self.items[machine.name] = ReplicationState(
             protected_item_name=machine.name, protection_state="EnablingProtection",
@@ -162,6 +170,12 @@ class FakeAsr:
         return self._job("TestFailoverCleanup", protected_item_name)
 
     def begin_unplanned_failover(self, protected_item_name: str) -> str:
+        # As the real adapter: never a second failover. A running one answers its job; a finished one is refused.
+        state = self.items.get(protected_item_name)
+        if state is not None and state.protection_state == "UnplannedFailoverInProgress":
+            return self._last_job(protected_item_name, "UnplannedFailover")
+        if state is not None and state.protection_state == "UnplannedFailoverCompleted":
+            raise PreconditionFailed(f"{protected_item_name} has already failed over", code="AlreadyFailedOver")
         self._require(protected_item_name, "UnplannedFailover")
         self._set(
             protected_item_name,

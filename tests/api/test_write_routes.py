@@ -364,18 +364,21 @@ def _cut_over_wave(call: Caller, wave: str, body: object = None) -> func.HttpRes
     return call("api_cut_over_wave", "POST", f"waves/{wave}/cutover", route={"wave": wave}, body=raw)
 
 
-def test_a_wave_cutover_starts_migrate_wave_once_its_sources_are_confirmed_stopped(
+def test_a_wave_cutover_starts_migrate_wave_which_stops_the_sources_unless_an_operator_did(
     store: TableStore, durable_host: RecordingDurableHost, call: Caller
 ) -> None:
     _running(store, durable_host, 60, Phase.AWAITING_CUTOVER)
-    refused = _body(_cut_over_wave(call, "w1", {"source_stopped": False}), 409)["error"]
-    assert refused["code"] == "SourceNotStopped"
-    assert durable_host.writes() == []
-    started = _body(_cut_over_wave(call, "w1", {"source_stopped": True}), 202)
+    started = _body(_cut_over_wave(call, "w1", {}), 202)
     assert started == {"wave": "w1", "orchestration_id": "wave-w1", "status": "started"}
     [start] = durable_host.writes()
     assert start.path == "orchestrators/migrate_wave/wave-w1"
-    assert json.loads(start.body) == {"wave": "w1", "plan": None, "index": 0, "results": []}
+    state = json.loads(start.body)
+    assert (state["wave"], state["stop_sources"]) == ("w1", True)  # the AWS side stops them, ASR cannot
+    durable_host.statuses.pop("wave-w1", None)
+    durable_host.calls.clear()
+    _body(_cut_over_wave(call, "w1", {"source_stopped": True}), 202)
+    [again] = durable_host.writes()
+    assert json.loads(again.body)["stop_sources"] is False  # an operator stopped them and said so
 
 
 def test_a_wave_cutover_answers_errors_like_every_other_route(
