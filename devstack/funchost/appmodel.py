@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 SCRIPT_NAME = "function_app.py"
+# This checkout's own packages (pip install -e): an app from another folder brings its own copies of them.
+CHECKOUT_PACKAGES = frozenset({"function_app", "functions", "migration", "aws_lambda"})
+CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
 SUPPORTED_TRIGGERS = ("httpTrigger", "queueTrigger", "timerTrigger", "orchestrationTrigger", "activityTrigger")
 SUPPORTED_BINDINGS = ("http", "durableClient")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
@@ -133,6 +136,21 @@ def _find_apps(module: Any) -> list[Any]:
     return [value for value in vars(module).values() if isinstance(value, FunctionRegister)]
 
 
+def _run_the_apps_own_modules() -> None:
+    """An app from another folder (a package built for deployment) runs its own modules, never the checkout's.
+
+    The development install is editable: its finder answers for every module of the checkout's packages, so a
+    module missing from the package would silently be taken from the checkout, and modules the host imported
+    first (the clock) would be the checkout's. Both are undone here; the checkout stays on the path (last) for
+    the host's own packages."""
+    for name in [name for name in sys.modules if name.split(".")[0] in CHECKOUT_PACKAGES]:
+        del sys.modules[name]
+    sys.meta_path[:] = [finder for finder in sys.meta_path
+                        if not str(getattr(finder, "__module__", "")).startswith("__editable__")]  # fmt: skip
+    if str(CHECKOUT_ROOT) not in sys.path:
+        sys.path.append(str(CHECKOUT_ROOT))
+
+
 def load_app(app_dir: Path) -> AppModel:
     app_dir = app_dir.resolve()
     script = app_dir / SCRIPT_NAME
@@ -140,6 +158,8 @@ def load_app(app_dir: Path) -> AppModel:
         raise AppLoadError(f"no {SCRIPT_NAME} in {app_dir}: point the host at a Python v2-model function app folder")
     host_json_path = app_dir / "host.json"
     host_json: dict[str, Any] = json.loads(host_json_path.read_text()) if host_json_path.exists() else {}
+    if app_dir != CHECKOUT_ROOT:
+        _run_the_apps_own_modules()
     if str(app_dir) not in sys.path:
         sys.path.insert(0, str(app_dir))
     spec = importlib.util.spec_from_file_location("function_app", script)
