@@ -69,63 +69,59 @@ class Notified(BaseModel):
 # -- inputs --------------------------------------------------------------------------------------------
 
 
-class MigrationRef(BaseModel):
+class ActivityInput(BaseModel):
+    """An activity's input: strict, so a payload from another version fails loudly instead of half-parsing."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class MigrationRef(ActivityInput):
     migration_id: str
 
 
-class JobRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobRef(ActivityInput):
     migration_id: str
     job_id: str
 
 
-class ObserveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ObserveRequest(ActivityInput):
     migration_id: str
     phase: Phase = Phase.REPLICATING
 
 
-class PhaseRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PhaseRecord(ActivityInput):
     migration_id: str
     phase: Phase
     reason: str = ""
 
 
-class AuditNote(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AuditNote(ActivityInput):
     migration_id: str
     kind: str
     message: str
 
 
-class WaveRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WaveRef(ActivityInput):
     wave: str
     stop_sources: bool = True
 
 
-class PlanRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PlanRef(ActivityInput):
     plan: RecoveryPlanSpec
 
 
-class PlanRelease(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PlanRelease(ActivityInput):
     plan: RecoveryPlanSpec
     reason: str
 
 
-class PlanNotice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PlanNotice(ActivityInput):
     plan: RecoveryPlanSpec
     failed: bool = False
     reason: str = ""
 
 
-class AsrJobRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AsrJobRef(ActivityInput):
     job_id: str
 
 
