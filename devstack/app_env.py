@@ -39,4 +39,6 @@ def function_app_environment(stack: StackSettings) -> dict[str, str]:
                 "/providers/Microsoft.Storage/storageAccounts/aws2azureasrcache"
             ),
         }
+    if stack.webhook is not None:
+        env |= {"NOTIFY_WEBHOOK_URL": stack.webhook.url, "NOTIFY_WEBHOOK_SECRET": stack.webhook.secret}
     return env

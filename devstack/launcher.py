@@ -35,7 +35,7 @@ from devstack.settings import (
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
-DEFAULT_SERVICES = ("azurite", "moto", "asr", "ssm", "host")
+DEFAULT_SERVICES = ("azurite", "moto", "asr", "ssm", "webhook", "host")
 
 
 class StackError(RuntimeError):
@@ -177,6 +177,8 @@ SERVICE_BUILDERS: dict[str, Callable[[LaunchContext], ServiceSpec | None]] = {
     "asr": _plugin_spec("devstack.asr_sim.launch"),
     # The SSM stand-in (moto's SSM lacks DescribeInstanceInformation); it plays the appliance, after "asr".
     "ssm": _plugin_spec("devstack.ssm_sim.launch"),
+    # The local notification receiver; before "host", which points NOTIFY_WEBHOOK_URL at it.
+    "webhook": _plugin_spec("devstack.webhook_receiver"),
     "host": _plugin_spec("devstack.funchost.launch"),
 }
 

@@ -68,6 +68,15 @@ class SsmEndpoint(BaseModel):
     url: str
 
 
+class WebhookEndpoint(BaseModel):
+    """The local webhook receiver (devstack/webhook_receiver.py): NOTIFY_WEBHOOK_URL and its signing secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    secret: str
+
+
 class HostEndpoint(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -87,6 +96,7 @@ class StackSettings(BaseModel):
     moto: MotoEndpoint | None = None
     asr: AsrEndpoint | None = None
     ssm: SsmEndpoint | None = None
+    webhook: WebhookEndpoint | None = None
     host: HostEndpoint | None = None
 
     def write(self, path: Path | None = None) -> Path:

@@ -16,11 +16,14 @@ from functions.adapters.asr import (
     build_asr_credential,
     build_site_recovery_client,
 )
+from functions.adapters.notification_store import TableOutbox
+from functions.adapters.notify_sinks import EventGridSink, WebhookSink
 from functions.adapters.offazure import build_offazure_client
 from functions.adapters.table_store import TableStore
 from functions.adapters.write_budget import write_budget_from_settings
 from functions.settings import FunctionSettings
 from migration.clock import clock_from_factory
+from migration.notifications import DeliveryPolicy, NotificationDelivery, NotificationOutbox, NotificationSink
 from migration.ports import AsrGateway, Clock, MigrationStore
 from migration.steps import MigrationSteps
 
@@ -32,11 +35,15 @@ class Services:
     API all take their dependencies from ``services()``; tests ``configure`` it with their own parts."""
 
     def __init__(self, settings: FunctionSettings, *, store: MigrationStore | None = None,
-                 asr: AsrGateway | None = None, clock: Clock | None = None) -> None:  # fmt: skip
+                 asr: AsrGateway | None = None, clock: Clock | None = None,
+                 outbox: NotificationOutbox | None = None,
+                 sinks: list[NotificationSink] | None = None) -> None:  # fmt: skip
         self.settings = settings
         self._store, self._asr, self._clock = store, asr, clock
         self._lock = threading.Lock()
         self._steps: MigrationSteps | None = None
+        self._outbox: NotificationOutbox | None = outbox
+        self._sinks: list[NotificationSink] | None = sinks
 
     @property
     def store(self) -> MigrationStore:
@@ -60,14 +67,40 @@ class Services:
             return self._asr
 
     @property
+    def notification_sinks(self) -> list[NotificationSink]:
+        """The configured destinations (none: notifications are off)."""
+        with self._lock:
+            if self._sinks is None:
+                self._sinks = _build_sinks(self.settings)
+            return self._sinks
+
+    @property
+    def outbox(self) -> NotificationOutbox | None:
+        """The notification outbox, when a destination is configured (or one was passed in)."""
+        if not self.notification_sinks:
+            return self._outbox
+        with self._lock:
+            if self._outbox is None:
+                self._outbox = _build_outbox(self.settings)
+            return self._outbox
+
+    @property
+    def delivery(self) -> NotificationDelivery | None:
+        outbox, sinks = self.outbox, self.notification_sinks
+        if outbox is None or not sinks:
+            return None
+        policy = DeliveryPolicy(dead_letter_after=timedelta(seconds=self.settings.notify_dead_letter_after_seconds))
+        return NotificationDelivery(outbox, sinks, self.store, self.clock, policy)
+
+    @property
     def steps(self) -> MigrationSteps:
-        store, asr, clock, settings = self.store, self.asr, self.clock, self.settings
+        store, asr, clock, settings, outbox = self.store, self.asr, self.clock, self.settings, self.outbox
         with self._lock:
             if self._steps is None:
                 self._steps = MigrationSteps(
                     store, asr, clock, target_tags=settings.target_tags, default_subnet=settings.target_default_subnet,
                     default_vm_size=settings.target_default_vm_size,
-                    discovery_timeout=timedelta(seconds=settings.discovery_timeout_seconds),
+                    discovery_timeout=timedelta(seconds=settings.discovery_timeout_seconds), outbox=outbox,
                 )  # fmt: skip
             return self._steps
 
@@ -82,6 +115,25 @@ def _build_asr(settings: FunctionSettings) -> AsrGateway:
         retry_settings=dict(SDK_RETRY_SETTINGS), write_limiter=limiter,
     )  # fmt: skip
     return AzureSiteRecoveryGateway.from_settings(client, settings, offazure=offazure)
+
+
+def _build_sinks(settings: FunctionSettings) -> list[NotificationSink]:
+    sinks: list[NotificationSink] = []
+    if settings.notify_webhook_url:
+        sinks.append(WebhookSink(settings.notify_webhook_url, secret=settings.notify_webhook_secret))
+    if settings.notify_event_grid_endpoint:
+        sinks.append(EventGridSink.with_managed_identity(settings.notify_event_grid_endpoint))
+    return sinks
+
+
+def _build_outbox(settings: FunctionSettings) -> NotificationOutbox:
+    if settings.state_storage_connection_string:
+        return TableOutbox.from_connection_string(settings.state_storage_connection_string)
+    from azure.data.tables import TableServiceClient
+    from azure.identity import DefaultAzureCredential
+
+    service = TableServiceClient(endpoint=str(settings.state_table_service_uri), credential=DefaultAzureCredential())
+    return TableOutbox(service)
 
 
 def build_services(settings: FunctionSettings) -> Services:

@@ -20,6 +20,7 @@ INTAKE_QUEUE_CONNECTION = "MIGRATION_QUEUE"  # the queue trigger's `connection` 
 STATE_STORAGE_CONNECTION = "STATE_STORAGE"  # connection string, or STATE_STORAGE__tableServiceUri
 TASK_HUB_NAME = "aws2azure"
 WRITE_BUDGET_TABLE = "asrwritebudget"
+NOTIFICATIONS_TABLE = "notifications"
 _STORAGE_ACCOUNT_ID = (
     r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Storage/storageAccounts/[^/]+$"
 )
@@ -77,6 +78,13 @@ class FunctionSettings(BaseModel):
     wave_sequential_plans: bool = Field(default=False, alias="WAVE_SEQUENTIAL_PLANS")
     # Waves whose members fail over only after an operator's approval (comma-separated names).
     approval_required_waves: frozenset[str] = Field(default=frozenset(), alias="APPROVAL_REQUIRED_WAVES")
+    # Notifications (a CloudEvent per phase change, functions/notifications.py): a webhook and/or an Event Grid topic
+    # (CloudEvent schema, the app's managed identity). Neither set: no notifications are queued.
+    notify_webhook_url: str | None = Field(default=None, alias="NOTIFY_WEBHOOK_URL")
+    notify_webhook_secret: str | None = Field(default=None, alias="NOTIFY_WEBHOOK_SECRET")
+    notify_event_grid_endpoint: str | None = Field(default=None, alias="NOTIFY_EVENT_GRID_ENDPOINT")
+    # A notification not delivered this long after its phase change is dead-lettered (kept, marked, audited).
+    notify_dead_letter_after_seconds: int = Field(default=24 * 3600, ge=60, alias="NOTIFY_DEAD_LETTER_AFTER_SECONDS")
     # Local only: "module:callable" making the virtual clock the local stack shares (migration/clock.py).
     clock_factory: str | None = Field(default=None, alias="AWS2AZURE_CLOCK")
 

@@ -56,7 +56,7 @@ POLLS_PER_EXECUTION = 30
 
 def _wave_cutover() -> WaveCutover:
     runtime = services()
-    return WaveCutover(runtime.store, runtime.asr, runtime.clock)
+    return WaveCutover(runtime.store, runtime.asr, runtime.clock, outbox=runtime.outbox)
 
 
 class PlanRun(BaseModel):

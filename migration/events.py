@@ -107,6 +107,10 @@ class _CloudEvent(BaseModel):
         return self.model_dump_json(exclude_none=True)
 
 
+# The envelope, for events Azure sends out (migration/notifications.py) rather than receives.
+CloudEventEnvelope = _CloudEvent
+
+
 class MigrationRequested(_CloudEvent):
     type: Literal["io.aws2azure.migration.MigrationRequested.v1"] = MIGRATION_REQUESTED
     data: MigrationRequestedData

@@ -52,6 +52,21 @@ class CutoverTimeline(BaseModel):
         return (self.failover_done_at - self.source_stopped_at).total_seconds()
 
 
+class PhaseChange(BaseModel):
+    """The record's latest phase change, numbered per migration (1 = the request was recorded).
+
+    Written in the same ETag-guarded update as the phase itself, so the number is unique and gapless; the
+    notification outbox is keyed by it (migration/notifications.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sequence: int = Field(ge=1)
+    previous: Phase | None = None
+    phase: Phase
+    at: AwareDatetime
+    reason: str = ""
+
+
 class MigrationRecord(BaseModel):
     """The current state of one instance's migration (one per instance, ever)."""
 
@@ -73,6 +88,8 @@ class MigrationRecord(BaseModel):
     # failover and commit, and the instance's own orchestration only completes the migration.
     cutover_plan: str | None = None
     timeline: CutoverTimeline = Field(default_factory=CutoverTimeline)
+    # The latest phase change (numbered); None for a record written before notifications existed.
+    last_change: PhaseChange | None = None
     created_at: AwareDatetime
     updated_at: AwareDatetime
     # The store's concurrency token; not part of the record's content.
@@ -151,6 +168,21 @@ class MigrationRecord(BaseModel):
     def _timeline_from_text(cls, value: object) -> object:
         # Table Storage has no nested properties: the store keeps the timeline as its JSON text.
         return CutoverTimeline.model_validate_json(value) if isinstance(value, str) else value
+
+    @field_validator("last_change", mode="before")
+    @classmethod
+    def _last_change_from_text(cls, value: object) -> object:
+        return PhaseChange.model_validate_json(value) if isinstance(value, str) else value
+
+    def enter_phase(self, phase: Phase, at: datetime, reason: str = "") -> None:
+        """Move to ``phase`` (already allowed by the lifecycle): stamp the timeline and number the change."""
+        if phase is self.phase and self.last_change is not None:
+            return
+        self.timeline.on_phase(phase, at)
+        sequence = self.last_change.sequence + 1 if self.last_change is not None else 1
+        previous = None if self.last_change is None and phase is self.phase else self.phase
+        self.last_change = PhaseChange(sequence=sequence, previous=previous, phase=phase, at=at, reason=reason)
+        self.phase = phase
 
 
 class MigrationEvent(BaseModel):

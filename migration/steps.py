@@ -21,6 +21,7 @@ from migration.lifecycle import (
     Phase,
     ensure_transition,
 )
+from migration.notifications import NotificationOutbox, queue_phase_change
 from migration.ports import (
     AsrGateway,
     AsrJob,
@@ -58,8 +59,10 @@ class MigrationSteps:
     def __init__(self, store: MigrationStore, asr: AsrGateway, clock: Clock, *,
                  target_tags: dict[str, str] | None = None, default_subnet: str,
                  default_vm_size: str | None = None,
-                 discovery_timeout: timedelta = timedelta(hours=1)) -> None:  # fmt: skip
+                 discovery_timeout: timedelta = timedelta(hours=1),
+                 outbox: NotificationOutbox | None = None) -> None:  # fmt: skip
         self.store = store
+        self.outbox = outbox
         self.asr = asr
         self.clock = clock
         self.target_tags = dict(target_tags or {})
@@ -113,15 +116,15 @@ class MigrationSteps:
             if record.phase is target and record.reason == reason and unchanged:
                 return None
             previous.append(record.phase)
-            if record.phase is not target:
-                record.timeline.on_phase(target, self.clock.now())
-            record.phase = target
+            record.enter_phase(target, self.clock.now(), reason)  # numbers the change for the outbox
             record.reason = reason
             for key, value in fields.items():
                 setattr(record, key, value)
             return record
 
         record = self._save(migration_id, change)
+        # The change's notification, right after the record (again on a rerun: adding it twice is a no-op).
+        queue_phase_change(self.outbox, record, phase)
         if previous and previous[-1] is not phase:
             self._log(
                 record,
@@ -139,9 +142,10 @@ class MigrationSteps:
         try:
             record = self.store.get(migration_id)
         except NotFound:
-            record = self.store.create(
-                MigrationRecord(request=request, phase=Phase.REQUESTED, created_at=now, updated_at=now)
-            )
+            fresh = MigrationRecord(request=request, phase=Phase.REQUESTED, created_at=now, updated_at=now)
+            fresh.enter_phase(Phase.REQUESTED, now)
+            record = self.store.create(fresh)
+            queue_phase_change(self.outbox, record, Phase.REQUESTED)
             self._log(record, "MigrationRequested", f"migration of {request.instance.instance_id} requested",
                       request_id=request.request_id, wave=request.wave)  # fmt: skip
             return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
@@ -158,6 +162,7 @@ class MigrationSteps:
                 migration_id, Phase.REQUESTED, request=request, protected_item_name=None, current_job_id=None
             )
             return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
+        queue_phase_change(self.outbox, record, record.phase)  # a rerun after a crash right after create
         return Registered(
             migration_id=migration_id, phase=record.phase, protected_item_name=record.protected_item_name,
             current_job_id=record.current_job_id, new_request=False,

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from migration.errors import NotFound, PreconditionFailed
 from migration.lifecycle import Phase, ensure_transition
+from migration.notifications import NotificationOutbox, queue_phase_change
 from migration.ports import AsrGateway, AsrJob, Clock, MigrationStore
 from migration.records import MigrationEvent, MigrationRecord
 
@@ -125,10 +126,11 @@ def plan_name(wave: str, index: int) -> str:
 
 class WaveCutover:
     def __init__(self, store: MigrationStore, asr: AsrGateway, clock: Clock, *,
-                 plan_size: int = RECOVERY_PLAN_LIMIT) -> None:  # fmt: skip
+                 plan_size: int = RECOVERY_PLAN_LIMIT, outbox: NotificationOutbox | None = None) -> None:  # fmt: skip
         if not 1 <= plan_size <= RECOVERY_PLAN_LIMIT:
             raise ValueError(f"a recovery plan holds 1 to {RECOVERY_PLAN_LIMIT} machines")
         self.store, self.asr, self.clock, self.plan_size = store, asr, clock, plan_size
+        self.outbox = outbox
 
     def _members(self, wave: str) -> list[MigrationRecord]:
         records: list[MigrationRecord] = []
@@ -143,17 +145,20 @@ class WaveCutover:
     def _update(self, migration_id: str, **fields: object) -> MigrationRecord:
         for _ in range(SAVE_ATTEMPTS):
             record = self.store.get(migration_id)
+            fields, target = dict(fields), None
             if "phase" in fields:
-                target = ensure_transition(record.phase, fields["phase"])  # type: ignore[arg-type]
-                if target is not record.phase:
-                    record.timeline.on_phase(target, self.clock.now())
+                target = ensure_transition(record.phase, fields.pop("phase"))  # type: ignore[arg-type]
+                record.enter_phase(target, self.clock.now(), str(fields.get("reason", "")))
             for key, value in fields.items():
                 setattr(record, key, value)
             record.updated_at = self.clock.now()
             try:
-                return self.store.update(record)
+                saved = self.store.update(record)
             except PreconditionFailed:
                 continue
+            if target is not None:
+                queue_phase_change(self.outbox, saved, target)
+            return saved
         raise PreconditionFailed(f"{migration_id}: too many concurrent updates", code="Contention")
 
     def _log(self, record: MigrationRecord, kind: str, message: str, **details: object) -> None:
