@@ -132,6 +132,12 @@ def status(
         for event in detail.get("events", []):
             events.add_row(str(event["at"])[:19], event["kind"], event["phase"], event["message"])
         Console().print(events)
+        if detail.get("notifications"):
+            sent = Table("#", "phase", "notification", "attempts", "finished", "last error", title="notifications")
+            for note in detail["notifications"]:
+                sent.add_row(str(note["sequence"]), note["phase"], note["status"], str(note["attempts"]),
+                             str(note.get("finished_at") or "-")[:19], note.get("last_error") or "")  # fmt: skip
+            Console().print(sent)
         return
     items = _run(lambda: list(api.iter_migrations(wave=wave, phase=phase)))
     if as_json:

@@ -40,5 +40,7 @@ def function_app_environment(stack: StackSettings) -> dict[str, str]:
             ),
         }
     if stack.webhook is not None:
-        env |= {"NOTIFY_WEBHOOK_URL": stack.webhook.url, "NOTIFY_WEBHOOK_SECRET": stack.webhook.secret}
+        # A local run spans virtual days; the demo keeps its receiver down for all of it, so dead-letter after 30.
+        env |= {"NOTIFY_WEBHOOK_URL": stack.webhook.url, "NOTIFY_WEBHOOK_SECRET": stack.webhook.secret,
+                "NOTIFY_DEAD_LETTER_AFTER_SECONDS": str(30 * 86400)}  # fmt: skip
     return env

@@ -14,11 +14,13 @@ Run: ``python -m devstack.webhook_receiver --port 8090 [--secret S]``; the stack
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import threading
+import time
 import urllib.request
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from devstack.settings import WebhookEndpoint
 
 if TYPE_CHECKING:
+    from devstack.clock import FileClock
     from devstack.launcher import LaunchContext, ServiceSpec
 
 PREFERRED_PORT = 8090
@@ -151,6 +154,9 @@ class ReceiverClient:
     def events(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/_control/events")["events"])
 
+    def refused(self) -> int:
+        return int(self._call("GET", "/_control/events")["refused"])
+
     def set_down(self, down: bool) -> None:
         self._call("POST", "/_control/down", {"down": down})
 
@@ -193,3 +199,40 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def drain(events_url: str, clock: FileClock, records: list[dict[str, Any]], *,
+          wall_timeout_s: float = 120.0) -> dict[str, Any]:  # fmt: skip
+    """Bring the receiver up and wait until every phase change of ``records`` has arrived (moving the virtual clock a
+    minute at a time, so the delivery timer sweeps); then count what arrived, per instance and in order."""
+    receiver = ReceiverClient(events_url)
+    receiver.set_down(False)
+    expected = {
+        str(r["instance"]["instance_id"]): int(r["last_change"]["sequence"]) for r in records if r.get("last_change")
+    }
+    deadline = time.monotonic() + wall_timeout_s
+    raw, seen = receiver.events(), -1
+    while time.monotonic() < deadline:
+        raw = receiver.events()
+        got = by_subject(raw)
+        if all(len(got.get(instance, [])) >= count for instance, count in expected.items()):
+            break
+        if len(raw) == seen:  # nothing arrived since the last look: let the next minute's sweep run
+            clock.advance_by(60)
+        seen = len(raw)
+        time.sleep(0.5)  # wall time for the host to run the sweep; the loop is bounded by the deadline
+    got = by_subject(raw)
+    in_order = [
+        i for i, n in expected.items() if [e["data"]["sequence"] for e in got.get(i, [])] == list(range(1, n + 1))
+    ]
+    refused = 0
+    with contextlib.suppress(OSError, KeyError, ValueError):
+        refused = receiver.refused()
+    return {
+        "notifications_expected": sum(expected.values()),
+        "notifications_delivered": sum(len(v) for v in got.values()),
+        "notification_duplicates": len(raw) - sum(len(v) for v in got.values()),
+        "instances_notified_in_order": len(in_order),
+        "instances_notified_out_of_order_or_missing": sorted(set(expected) - set(in_order)),
+        "deliveries_refused_while_down": refused,
+    }

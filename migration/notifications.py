@@ -35,6 +35,7 @@ PHASE_CHANGED: Final = "io.aws2azure.migration.PhaseChanged.v1"
 COMPONENT: Final = "notifications"
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 _MAX_ERROR_CHARS = 1000
+LEASE = timedelta(minutes=2)
 
 
 class PhaseChangedData(BaseModel):
@@ -121,6 +122,14 @@ class NotificationOutbox(Protocol):
         """Replace it if its etag is current (PreconditionFailed otherwise)."""
         ...
 
+    def lease(self, migration_id: str, mark: str, until: datetime) -> str | None:
+        """Take the migration for one sweep until ``until``; the new mark, or None if another sweep holds it."""
+        ...
+
+    def release(self, migration_id: str, mark: str) -> None:
+        """Give the lease back (If-Match ``mark``; a changed mark is left as it is)."""
+        ...
+
     def clear_pending(self, migration_id: str, mark: str) -> bool:
         """Unmark the migration, only if nothing was added since ``mark`` was read."""
         ...
@@ -193,17 +202,24 @@ class NotificationDelivery:
         return report
 
     def _deliver(self, migration_id: str, mark: str, report: DeliveryReport) -> None:
+        # One sweep at a time per migration, so two sweeps (a slow one and the next minute's) do not send twice.
+        leased = self.outbox.lease(migration_id, mark, self.clock.now() + LEASE)
+        if leased is None:
+            return
         pending = self.outbox.pending(migration_id)
         if not pending:
-            self.outbox.clear_pending(migration_id, mark)
+            self.outbox.clear_pending(migration_id, leased)
             return
-        for notification in pending:
-            now = self.clock.now()
-            if notification.next_attempt_at is not None and notification.next_attempt_at > now:
-                report.waiting += 1
-                return  # a later one never overtakes an earlier one
-            if not self._attempt(notification, now, report):
-                return
+        try:
+            for notification in pending:
+                now = self.clock.now()
+                if notification.next_attempt_at is not None and notification.next_attempt_at > now:
+                    report.waiting += 1
+                    return  # a later one never overtakes an earlier one
+                if not self._attempt(notification, now, report):
+                    return
+        finally:
+            self.outbox.release(migration_id, leased)
 
     def _attempt(self, notification: Notification, now: datetime, report: DeliveryReport) -> bool:
         """Send to every sink it has not reached yet; True when the next one may go (delivered or dead)."""

@@ -15,22 +15,24 @@ Table ``notifications``, three kinds of entity:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
 from functions.adapters.table_store import check_key, translated_errors
 from functions.settings import NOTIFICATIONS_TABLE
 from migration.errors import NotFound, PreconditionFailed
 from migration.lifecycle import Phase
-from migration.notifications import Notification
+from migration.notifications import LEASE, Notification
 
 PENDING_PARTITION = "pending~"
 RECENT_PARTITION = "recent~"
+_RELEASED = datetime(2000, 1, 1, tzinfo=UTC)
 _EPOCH_LIMIT_US = 10**17  # microseconds; inverted so the newest sorts first
 
 
@@ -105,6 +107,26 @@ class TableOutbox:
             )
             return [(str(e["RowKey"]), str(e.metadata["etag"])) for e in entities]
 
+    def lease(self, migration_id: str, mark: str, until: datetime) -> str | None:
+        with translated_errors(f"read the pending mark of {migration_id}"):
+            try:
+                current = self._table.get_entity(PENDING_PARTITION, check_key("migration id", migration_id))
+            except ResourceNotFoundError:
+                return None
+        held = _plain_time(current.get("leased_until"))
+        if held is not None and held > until - LEASE:
+            return None  # another sweep holds it
+        mark = str(current.metadata["etag"])
+        entity = {"PartitionKey": PENDING_PARTITION, "RowKey": check_key("migration id", migration_id),
+                  "leased_until": until.astimezone(UTC)}  # fmt: skip
+        try:
+            with translated_errors(f"lease the notifications of {migration_id}"):
+                written = self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=mark,
+                                                    match_condition=MatchConditions.IfNotModified)  # fmt: skip
+        except (PreconditionFailed, NotFound):
+            return None
+        return str(written["etag"])
+
     def pending(self, migration_id: str) -> list[Notification]:
         check_key("migration id", migration_id)
         with translated_errors(f"list pending notifications of {migration_id}"):
@@ -134,6 +156,12 @@ class TableOutbox:
                 recent = {**entity, "PartitionKey": RECENT_PARTITION, "RowKey": row}
                 self._table.upsert_entity(recent, mode=UpdateMode.REPLACE)
         return notification.model_copy(update={"etag": written.get("etag")})
+
+    def release(self, migration_id: str, mark: str) -> None:
+        entity = {"PartitionKey": PENDING_PARTITION, "RowKey": migration_id, "leased_until": _RELEASED}
+        with contextlib.suppress(PreconditionFailed, NotFound), translated_errors(f"release {migration_id}"):
+            self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=mark,
+                                      match_condition=MatchConditions.IfNotModified)  # fmt: skip
 
     def clear_pending(self, migration_id: str, mark: str) -> bool:
         check_key("migration id", migration_id)

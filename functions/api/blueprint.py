@@ -54,7 +54,9 @@ def list_migrations(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("api_get_migration")
 @bp.route(route="migrations/{migration_id}", methods=["GET"])
 def get_migration(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(lambda: logic.get_migration(services().store, route_value(req, "migration_id")))
+    return respond(
+        lambda: logic.get_migration(services().store, route_value(req, "migration_id"), outbox=services().outbox)
+    )
 
 
 @bp.function_name("api_get_wave")

@@ -20,6 +20,7 @@ from functions.api.models import (
     CutoverRequest,
     ListQuery,
     MigrationDetail,
+    NotificationView,
     RetryRequest,
 )
 from functions.names import (
@@ -39,6 +40,7 @@ from migration.events import (
 from migration.identity import InstanceRef
 from migration.intake import IntakeAction, IntakeDecision
 from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, FAILOVER_STARTED_PHASES, TERMINAL_PHASES, Phase, is_cancellable
+from migration.notifications import NotificationOutbox
 from migration.ports import MigrationStore
 from migration.queries import check_wave, summarize_wave
 from migration.records import MigrationRecord, Page, WaveSummary
@@ -46,6 +48,7 @@ from migration.records import MigrationRecord, Page, WaveSummary
 EVENT_HISTORY_LIMIT = 200
 # Durable runtime statuses of an orchestration that exists and can still receive events.
 API_COMPONENT = "api"
+NOTIFICATION_LIMIT = 20
 
 
 class OrchestrationControl(Protocol):
@@ -86,10 +89,15 @@ def list_migrations(store: MigrationStore, query: ListQuery) -> Page:
     return store.list(wave=query.wave, phase=query.phase, page_size=query.page_size, continuation=query.continuation)
 
 
-def get_migration(store: MigrationStore, migration_id: str) -> MigrationDetail:
+def get_migration(store: MigrationStore, migration_id: str, *,
+                  outbox: NotificationOutbox | None = None) -> MigrationDetail:  # fmt: skip
     check_migration_id(migration_id)
     record = _get(store, migration_id)
-    return MigrationDetail(migration=record, events=store.list_events(migration_id, limit=EVENT_HISTORY_LIMIT))
+    notifications = [] if outbox is None else outbox.recent(migration_id, limit=NOTIFICATION_LIMIT)
+    return MigrationDetail(
+        migration=record, events=store.list_events(migration_id, limit=EVENT_HISTORY_LIMIT),
+        notifications=[NotificationView.model_validate(n.model_dump(mode="json")) for n in notifications],
+    )  # fmt: skip
 
 
 def get_wave(store: MigrationStore, wave: str) -> WaveSummary:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,11 +68,27 @@ class ListQuery(_Body):
     continuation: str | None = None
 
 
+class NotificationView(BaseModel):
+    """How one phase change's notification stands (migration/notifications.py)."""
+
+    sequence: int
+    event_id: str
+    phase: str
+    status: str
+    attempts: int
+    created_at: datetime
+    finished_at: datetime | None = None
+    last_error: str = ""
+    delivered_to: list[str] = []
+
+
 class MigrationDetail(BaseModel):
     """One migration: its current record and its audit log, oldest first."""
 
     migration: MigrationRecord
     events: list[MigrationEvent]
+    # Its latest notifications (a CloudEvent per phase change), newest first; empty when none are configured.
+    notifications: list[NotificationView] = []
 
 
 Action = Literal["start", "cutover", "approve", "cancel", "retry"]

@@ -11,6 +11,7 @@ from migration.records import MigrationRecord
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 MAX_ROWS = 2000
+RECENT_NOTIFICATIONS = 20
 
 
 def _all_records() -> list[MigrationRecord]:
@@ -33,6 +34,8 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
     for record in records:
         by_wave.setdefault(record.wave or "(no wave)", []).append(record)
     waves = [summarize_wave(wave, members) for wave, members in sorted(by_wave.items())]
-    html = render_status_page(waves, records, now=services().clock.now())
+    outbox = services().outbox
+    notifications = outbox.recent(limit=RECENT_NOTIFICATIONS) if outbox is not None else None
+    html = render_status_page(waves, records, now=services().clock.now(), notifications=notifications)
     return func.HttpResponse(html, status_code=200, mimetype="text/html", charset="utf-8",
                              headers={"Cache-Control": "no-store"})  # fmt: skip

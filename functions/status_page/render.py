@@ -6,6 +6,7 @@ from datetime import datetime
 from html import escape
 
 from migration.lifecycle import Phase
+from migration.notifications import Notification
 from migration.queries import migration_progress
 from migration.records import MigrationRecord, WaveSummary
 
@@ -53,7 +54,32 @@ def _phase(phase: Phase) -> str:
     return f'<span class="pill {PHASE_CLASS.get(phase, "")}">{escape(phase.value)}</span>'
 
 
-def render_status_page(waves: list[WaveSummary], records: list[MigrationRecord], *, now: datetime) -> str:
+EMPTY_NOTIFICATIONS = '<tr><td colspan="8">none yet</td></tr>'
+NOTIFICATION_CLASS = {"delivered": "ok", "dead": "bad", "pending": "wait"}
+
+
+def _notifications(notifications: list[Notification] | None) -> str:
+    """The latest notifications delivered or dead-lettered (None: no destination is configured)."""
+    if notifications is None:
+        return ("<h2>Notifications</h2><p class='meta'>no destination configured "
+                "(NOTIFY_WEBHOOK_URL, NOTIFY_EVENT_GRID_ENDPOINT)</p>")  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{escape(n.migration_id)}</td><td>{n.sequence}</td><td>{_phase(n.phase)}</td>"
+        f"<td><span class='pill {NOTIFICATION_CLASS.get(n.status, '')}'>{escape(n.status)}</span></td>"
+        f"<td>{n.attempts}</td><td>{escape(', '.join(n.delivered_to) or '-')}</td>"
+        f"<td class='reason'>{escape(n.last_error)}</td>"
+        f"<td>{n.finished_at.strftime('%Y-%m-%d %H:%M:%S') + 'Z' if n.finished_at else '-'}</td></tr>"
+        for n in notifications
+    )
+    return (
+        "<h2>Latest notifications</h2><table id='notifications'><thead><tr><th>migration</th><th>#</th><th>phase</th>"
+        "<th>status</th><th>attempts</th><th>sent to</th><th>last error</th><th>at</th></tr></thead>"
+        f"<tbody>{rows or EMPTY_NOTIFICATIONS}</tbody></table>"
+    )
+
+
+def render_status_page(waves: list[WaveSummary], records: list[MigrationRecord], *, now: datetime,
+                       notifications: list[Notification] | None = None) -> str:  # fmt: skip
     wave_rows = "".join(
         f"<tr><td>{escape(w.wave)}</td><td>{w.total}</td><td>{_bar(w.progress_percent)}</td>"
         f"<td class='counts'>{''.join(f'<span>{escape(p)}: {n}</span>' for p, n in sorted(w.by_phase.items()))}"
@@ -82,4 +108,5 @@ def render_status_page(waves: list[WaveSummary], records: list[MigrationRecord],
 <table id="instances"><thead><tr><th>instance</th><th>wave</th><th>phase</th><th>progress</th><th>health</th>
 <th>last event</th><th>updated</th></tr></thead>
 <tbody>{instance_rows or '<tr><td colspan="7">no migrations yet</td></tr>'}</tbody></table>
+{_notifications(notifications)}
 </main><script>{SCRIPT}</script></body></html>"""
