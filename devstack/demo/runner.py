@@ -40,6 +40,7 @@ from devstack.ec2_events import Ec2StateChanges
 from devstack.launcher import Stack
 from devstack.settings import StackSettings, state_dir
 from devstack.ssm_sim.control import SsmSimControl
+from devstack.webhook_receiver import ReceiverClient, drain
 from migration import tags as tag_keys
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ class Demo:
                 request[tag_keys.CUTOVER_AT] = cutover_at.strftime("%Y-%m-%dT%H:%M:%SZ")
             self._tag(ec2, side.account_id, side.region, instance, request, aws)
 
+        if settings.webhook is not None:  # issue 18: the receiver is away for the whole run, and gets it all after
+            ReceiverClient(settings.webhook.url).set_down(True)
         deadline = time.monotonic() + self.options.timeout_s
         last_sync = 0.0
         records: dict[str, dict[str, Any]] = {}
@@ -239,6 +242,11 @@ class Demo:
             "asr_writes": stats.writes,
             "wall_seconds": round(time.monotonic() - started, 1),
         }
+        if settings.webhook is not None:  # issue 18: one notification per phase change, in order, per instance
+            notified = drain(settings.webhook.url, clock, list(api.iter_migrations()))
+            summary |= notified
+            unexpected += [f"{i}: notifications missing or out of order"
+                           for i in notified["instances_notified_out_of_order_or_missing"]]  # fmt: skip
         self.console.print(self._view(fleet, records, phases, clock.now()))
         for line in unexpected:
             self.console.print(f"[red]unexpected:[/red] {line}")
