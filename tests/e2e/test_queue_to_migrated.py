@@ -105,9 +105,12 @@ def test_the_http_api_on_the_local_host_says_what_is_wrong(stack: tuple[Stack, S
         refused = client.post(f"{base}/migrations/{migrated}/cancel", json={}, headers=key)
         assert refused.status_code == 409
         assert "never cancel a migration failover" in refused.json()["error"]["message"]
-        wave = client.post(f"{base}/waves/e2e/cutover", json={}, headers=key)
-        assert wave.status_code == 409
-        assert "stop the wave's EC2 instances first" in wave.json()["error"]["message"]
+        wave = client.post(f"{base}/waves/e2e/cutover", json={"surprise": True}, headers=key)
+        assert wave.status_code == 400
+        assert "surprise" in " ".join(wave.json()["error"]["problems"])
+        unknown = client.post(f"{base}/waves/no-such-wave/cutover", json={}, headers=key)
+        assert unknown.status_code == 404
+        assert unknown.json()["error"]["code"] == "WaveNotFound"
         openapi = client.get(f"{base}/openapi.json", headers=key).json()
         assert openapi["openapi"].startswith("3.")
         assert "/migrations/{migration_id}/cutover" in " ".join(openapi["paths"])

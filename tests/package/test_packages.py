@@ -69,6 +69,7 @@ def test_function_app_runs_from_its_own_requirements(packages: tuple[Path, Path]
     result = verify_function_app(archive, VENVS, state_storage)
 
     assert int(str(result["modules"])) > 20, result
+    assert result["services"]["steps"] == "MigrationSteps", result
     assert {"asr", "clock", "settings", "steps", "store"} <= set(result["services"]), result
 
 
