@@ -32,14 +32,16 @@ lint: deps
 typecheck: deps
 	$(VENV)/bin/mypy
 
+# The tiers, by folder: tests/unit (no process started), tests/contract (the fake and the real adapter run the
+# same tests), tests/integration (one component against the local stack), tests/e2e (the whole path).
 unit: deps
-	$(PY) -m pytest tests -q -m "not integration and not e2e"
+	$(PY) -m pytest tests/unit -q
 
 integration: deps
-	$(PY) -m pytest tests -q -m "integration and not e2e"
+	$(PY) -m pytest tests/contract tests/integration -q
 
 e2e: deps
-	$(PY) -m pytest tests -q -m e2e
+	$(PY) -m pytest tests/e2e -q
 
 test: deps lint typecheck infra-check
 	$(PY) -m pytest -q
@@ -50,7 +52,7 @@ infra-check:
 	infra/check.sh
 
 # The two deployables as docs/DEPLOY.md deploys them: build/functionapp.zip and build/lambda/ (the
-# Lambdas' CodeUri). tests/package installs each in a clean venv and runs it (part of `make test`).
+# Lambdas' CodeUri). tests/integration/package installs each in a clean venv and runs it (part of `make test`).
 package: deps
 	$(PY) infra/tools/package.py build
 

@@ -43,7 +43,7 @@ from devstack.launcher import Stack
 from devstack.settings import REPO_ROOT
 from migration.events import FailoverRequested
 from migration.tags import CUTOVER_AT, MIGRATE, STATUS
-from tests.aws.aws_test_support import AMI_UBUNTU, QueueReader
+from tests.integration.aws.aws_test_support import AMI_UBUNTU, QueueReader
 
 RESULTS = REPO_ROOT / "bench" / "results.json"
 BATCH = 100  # RunInstances / CreateTags per call here (set-up only)

@@ -25,7 +25,7 @@ from aws_lambda.models.state_change import STATE_CHANGE_DETAIL_TYPE, state_chang
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
-# infra/aws/template.yaml, CutoverStateChangeRule.EventPattern (tests/aws/test_ec2_events.py keeps them equal).
+# The template's CutoverStateChangeRule.EventPattern (infra/aws/template.yaml); tests/integration/aws keeps them equal.
 CUTOVER_RULE_PATTERN: dict[str, Any] = {
     "source": ["aws.ec2"],
     "detail-type": [STATE_CHANGE_DETAIL_TYPE],

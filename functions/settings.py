@@ -1,6 +1,6 @@
 """The Function App's settings: one frozen object, read once per worker at the edge.
 
-The names are the app settings the Bicep template creates (tests/infra checks they agree).
+The names are the app settings the Bicep template creates (tests/integration/infra checks they agree).
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ VERDICT_STATES: Mapping[str, JobState] = {
 #   - read retries off: the server may already have acted on a POST, so never re-send it blindly;
 #   - connect retries 2: the request never reached ASR, so re-sending is safe and cheap (the SDK
 #     re-sends GET/PUT/DELETE only, never a POST).
-# Measured against the simulator: one 429 or 503 = exactly one request served (tests/adapters).
+# Measured against the simulator: one 429 or 503 = exactly one request served (tests/integration/adapters).
 SDK_RETRY_SETTINGS: Mapping[str, Any] = {
     "retry_total": 2,
     "retry_connect": 2,

@@ -21,8 +21,8 @@ from devstack.launcher import Stack
 from functions.settings import FunctionSettings
 from migration.errors import AwaitingDiscovery, NotFound, PreconditionFailed, TransientCloudError
 from migration.ports import AsrGateway, DiscoveredMachine, ReplicationPlan
-from tests.adapters.test_asr_adapter import Sim
 from tests.fakes import FakeAsr
+from tests.integration.adapters.test_asr_adapter import Sim
 
 pytestmark = pytest.mark.integration
 _numbers = itertools.count(1)

@@ -29,7 +29,7 @@ from devstack.settings import StackSettings
 from devstack.ssm_sim.contract import FaultPlan, ManagedNode
 from devstack.ssm_sim.control import SsmSimControl
 from migration.tags import MIGRATE, REASON, STATUS
-from tests.aws.aws_test_support import AMI_UBUNTU
+from tests.integration.aws.aws_test_support import AMI_UBUNTU
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SYNC_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event"}

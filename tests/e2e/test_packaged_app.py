@@ -2,7 +2,7 @@
 
 The host puts the app's folder first on sys.path, so the packaged copies of function_app.py, functions/ and
 migration/ are what runs, not the checkout's. A request on the queue ends Migrated; a package with a module
-missing does not get that far. (tests/package installs each package's requirements into a clean venv and
+missing does not get that far. (tests/integration/package installs each package's requirements into a clean venv and
 imports it with the repository off the path; this runs the whole path.)
 """
 

@@ -17,8 +17,8 @@ from aws2azure.api_client import MigrationApi
 from devstack.asr_sim.control import SimulatorControl
 from devstack.launcher import Stack
 from devstack.settings import StackSettings
-from tests.asr_sim.support import make_client
 from tests.e2e.support import api_of, intake_queue, migration_id, phase_of, send_event, wait_for
+from tests.integration.asr_sim.support import make_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 WAVE = "wave-gone"
