@@ -7,7 +7,7 @@ parent with ``continuationToken`` paging and ``nextLink``; ServerRunAsAccount.ts
 the official examples under OffAzure/examples/2024-12-01-preview (ServerSitesController_Get_MaximumSet_Gen.json,
 ServersController_ListByServerSiteResource_MaximumSet_Gen.json, ServerRunAsAccountsController_Get_MaximumSet_Gen.json).
 Only the fields the product reads, plus the identity fields, are served; their keys and types match the examples
-(tests/asr_sim/test_offazure_shapes.py).
+(tests/integration/asr_sim/test_offazure_shapes.py).
 """
 
 from __future__ import annotations
