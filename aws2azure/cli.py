@@ -220,6 +220,12 @@ def retry(migration_id: str, reason: ReasonOption = "", url: UrlOption = None, k
 
 
 @app.command()
+def resume(migration_id: str, reason: ReasonOption = "", url: UrlOption = None, key: KeyOption = None) -> None:
+    """Resume the ASR job a migration waits on, which ASR suspended for an operator."""
+    _act("resume", migration_id, {"reason": reason}, url, key)
+
+
+@app.command()
 def export(
     wave: Annotated[str | None, typer.Option("--wave")] = None,
     output_format: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",

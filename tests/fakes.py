@@ -157,6 +157,15 @@ class FakeAsr:
             raise NotFound(f"no job {job_id}")
         return self.jobs[job_id]
 
+    def resume_job(self, job_id: str, comments: str = "") -> AsrJob:
+        """As ASR's replicationJobs resume: only a Suspended job can be resumed."""
+        job = self.get_job(job_id)
+        if job.state != "Suspended":
+            raise PreconditionFailed(f"job {job_id} is {job.state}, not Suspended", code="JobNotSuspended")
+        self.jobs[job_id] = job.model_copy(update={"state": "InProgress", "verdict": "running"})
+        self.writes.append(("ResumeJob", job_id))
+        return self.jobs[job_id]
+
     def protect(self, item: str) -> None:
         """Initial replication finished: the item can be failed over."""
         protected = frozenset({"TestFailover", "UnplannedFailover", "DisableProtection"})

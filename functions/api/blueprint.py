@@ -17,6 +17,7 @@ from functions.api.models import (
     ApproveRequest,
     CancelRequest,
     CutoverRequest,
+    ResumeRequest,
     RetryRequest,
     WaveCutoverRequest,
     WaveCutoverStarted,
@@ -109,6 +110,17 @@ async def cancel(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
             services().store, control(client), route_value(req, "migration_id"), parse_body(req, CancelRequest)
         )
     )
+
+
+@bp.function_name("api_resume")
+@bp.route(route="migrations/{migration_id}/resume", methods=["POST"])
+async def resume(req: func.HttpRequest) -> func.HttpResponse:
+    built = services()
+    return await respond_async(
+        lambda: logic.resume_job(built.store, built.steps, route_value(req, "migration_id"),
+                                 parse_body(req, ResumeRequest)),
+        status=200,
+    )  # fmt: skip
 
 
 @bp.function_name("api_retry")

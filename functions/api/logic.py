@@ -18,9 +18,11 @@ from functions.api.models import (
     ApproveRequest,
     CancelRequest,
     CutoverRequest,
+    JobResumed,
     ListQuery,
     MigrationDetail,
     NotificationView,
+    ResumeRequest,
     RetryRequest,
 )
 from functions.names import (
@@ -44,6 +46,7 @@ from migration.notifications import NotificationOutbox
 from migration.ports import MigrationStore
 from migration.queries import check_wave, summarize_wave
 from migration.records import MigrationRecord, Page, WaveSummary
+from migration.steps import MigrationSteps
 
 EVENT_HISTORY_LIMIT = 200
 # Durable runtime statuses of an orchestration that exists and can still receive events.
@@ -167,6 +170,20 @@ async def request_cutover(
     )  # fmt: skip
     await control.raise_event(migration_id, EVENT_FAILOVER_REQUESTED, data.model_dump(mode="json"))
     return _accepted(record, "cutover", EVENT_FAILOVER_REQUESTED)
+
+
+async def resume_job(store: MigrationStore, steps: MigrationSteps, migration_id: str,
+                     request: ResumeRequest) -> JobResumed:  # fmt: skip
+    """Resume the suspended ASR job the migration waits on; its orchestration goes on watching it."""
+    record = await _read_checked(store, migration_id)
+    if record.current_job_id is None or record.phase in TERMINAL_PHASES:
+        raise PreconditionFailed(
+            f"migration {migration_id} waits on no ASR job (phase {record.phase.value}); there is nothing to resume",
+            code="NothingToResume",
+        )
+    job_id = record.current_job_id
+    job = await asyncio.to_thread(steps.resume_job, migration_id, job_id)
+    return JobResumed(migration_id=migration_id, job_id=job_id, state=job.state, status_url=status_url(migration_id))
 
 
 async def approve(

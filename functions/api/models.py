@@ -61,6 +61,19 @@ class RetryRequest(_Body):
     reason: Reason = ""
 
 
+class ResumeRequest(_Body):
+    """Resume the ASR job a migration waits on, which ASR suspended for an operator (replicationJobs resume)."""
+
+    reason: Reason = ""
+
+
+class JobResumed(BaseModel):
+    migration_id: str
+    job_id: str
+    state: str = Field(description="The job's state as ASR answered the resume.")
+    status_url: str
+
+
 class ListQuery(_Body):
     wave: str | None = None
     phase: str | None = None
@@ -91,7 +104,7 @@ class MigrationDetail(BaseModel):
     notifications: list[NotificationView] = []
 
 
-Action = Literal["start", "cutover", "approve", "cancel", "retry"]
+Action = Literal["start", "cutover", "approve", "cancel", "retry", "resume"]
 
 
 class Accepted(BaseModel):

@@ -14,7 +14,9 @@ from functions.api.models import (
     CancelRequest,
     CutoverRequest,
     ErrorBody,
+    JobResumed,
     MigrationDetail,
+    ResumeRequest,
     RetryRequest,
     WaveCutoverRequest,
     WaveCutoverStarted,
@@ -37,6 +39,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (ApproveRequest, "validation"),
     (CancelRequest, "validation"),
     (RetryRequest, "validation"),
+    (ResumeRequest, "validation"),
+    (JobResumed, "serialization"),
     (WaveCutoverRequest, "validation"),
     (WaveCutoverStarted, "serialization"),
 ]
@@ -176,6 +180,23 @@ def openapi_document() -> dict[str, Any]:
                 "Cancel before failover",
                 "Raises CancelRequested; refused after failover started (ASR must never cancel a migration failover).",
             ),
+            "/migrations/{migration_id}/resume": {
+                "post": {
+                    "operationId": "resumeMigrationJob",
+                    "summary": "Resume the ASR job ASR suspended for an operator",
+                    "description": "Calls ASR's replicationJobs resume on the job the migration waits on; its "
+                    "orchestration goes on watching the job.",
+                    "parameters": [_migration_id_parameter()],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": refs["ResumeRequest"]}},
+                    },
+                    "responses": {
+                        "200": _json(refs["JobResumed"], "ASR resumed the job."),
+                        **_errors(refs, 400, 401, 404, 409, 500, 502, 503),
+                    },
+                }
+            },
             "/migrations/{migration_id}/retry": _signal(
                 refs,
                 "RetryRequest",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -91,9 +92,12 @@ def call(functions: dict[str, Any], loop: asyncio.AbstractEventLoop, durable_hos
             params=params or {}, route_params=route or {}, body=raw,
         )  # fmt: skip
         user_function = functions[name].get_user_function()
+        # The host passes the durable client binding only to a function that declares one.
+        kwargs: dict[str, Any] = {"req": request}
+        if "client" in inspect.signature(user_function).parameters:
+            kwargs["client"] = client_json if client_json is not None else durable_host.client_json
         if asyncio.iscoroutinefunction(user_function):
-            client = client_json if client_json is not None else durable_host.client_json
-            return loop.run_until_complete(user_function(req=request, client=client))  # type: ignore[no-any-return]
-        return user_function(req=request)  # type: ignore[no-any-return]
+            return loop.run_until_complete(user_function(**kwargs))  # type: ignore[no-any-return]
+        return user_function(**kwargs)  # type: ignore[no-any-return]
 
     return invoke

@@ -3,6 +3,7 @@ real DurableOrchestrationClient, whose HTTP calls the recording host captures.""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from functions.names import (
 )
 from migration.events import MIGRATION_REQUESTED, MigrationRequested
 from migration.lifecycle import Phase, WorkflowState
+from migration.ports import AsrJob
 from tests.integration.api.conftest import APPROVAL_WAVE, Caller
 from tests.integration.api.durable_host import Call, RecordingDurableHost
 from tests.integration.store.records import instance, make_record
@@ -392,3 +394,30 @@ def test_a_wave_cutover_answers_errors_like_every_other_route(
     durable_host.statuses["wave-w1"] = "Running"
     assert _body(_cut_over_wave(call, "w1", {"source_stopped": True}), 409)["error"]["code"] == "WaveCutoverRunning"
     assert durable_host.writes() == []
+
+
+# -- resuming a suspended ASR job ----------------------------------------------------------------------
+
+
+def test_resume_calls_asr_for_the_job_the_migration_waits_on_and_refuses_when_there_is_none(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller
+) -> None:
+    from functions import bootstrap
+    from tests.fakes import FakeAsr, ManualClock
+
+    asr = FakeAsr()
+    asr.jobs["job-9"] = AsrJob(job_id="job-9", state="Suspended", display_name="Commit", verdict="waiting_for_operator")
+    waiting = _running(store, durable_host, 70, Phase.COMMITTING, current_job_id="job-9")
+    idle = _running(store, durable_host, 71, Phase.REPLICATING)
+    settings = bootstrap.services().settings
+    bootstrap.configure(lambda: bootstrap.Services(settings, store=store, asr=asr, clock=ManualClock()))
+    resume = functools.partial(call, "api_resume", "POST")
+    resumed = _body(resume(f"migrations/{waiting}/resume", route={"migration_id": waiting}), 200)
+    assert (resumed["job_id"], resumed["state"]) == ("job-9", "InProgress")
+    assert asr.writes == [("ResumeJob", "job-9")]
+    assert "AsrJobResumed" in [e.kind for e in store.list_events(waiting)]
+    again = _body(resume(f"migrations/{waiting}/resume", route={"migration_id": waiting}), 409)["error"]
+    assert again["code"] == "JobNotSuspended"  # ASR's refusal, said as it is
+    nothing = _body(resume(f"migrations/{idle}/resume", route={"migration_id": idle}), 409)["error"]
+    assert nothing["code"] == "NothingToResume"
+    assert asr.writes == [("ResumeJob", "job-9")]
