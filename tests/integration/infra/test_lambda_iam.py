@@ -470,3 +470,35 @@ def test_scheduler_role_is_not_assumable_with_a_schedule_arn_or_from_another_acc
     assert assume(account.arn("scheduler", f"schedule/{SCHEDULER_GROUP}/aws2azure-cutover-i-1")) == "ImplicitDeny"
     assert assume(account.arn("scheduler", "schedule-group/someone-elses")) == "ImplicitDeny"
     assert assume(group, source_account="210987654321") == "ImplicitDeny"
+
+
+def test_the_ssm_calls_are_allowed_only_as_the_template_scopes_them(world: World) -> None:
+    """The SSM path's calls (moto has no DescribeInstanceInformation, so the moto run uses the manual install;
+    the exact statements are evaluated here instead): intake sends only the stack's install document, only
+    to instances tagged for migration; status sync reads command invocations; neither may do the other's."""
+    intake, status_sync = world.principals["intake"].documents, world.principals["status_sync"].documents
+    account, region = world.aws.side.account_id, world.aws.side.region
+    partition_arn = f"arn:aws:ssm:{region}:{account}:document"
+    stack_documents = [f"{partition_arn}/{name}" for name in _document_names(intake, partition_arn)]
+    assert stack_documents, "intake's policy names no install document"
+    instance = world.account.arn("ec2", "instance/i-0123456789abcdef0")
+    tagged = {f"ssm:resourceTag/{MIGRATE}": "true"}
+
+    assert all(evaluate(intake, Request("ssm:SendCommand", doc)).allowed for doc in stack_documents)
+    assert evaluate(intake, Request("ssm:SendCommand", instance, tagged)).allowed
+    assert not evaluate(intake, Request("ssm:SendCommand", instance, {})).allowed
+    assert not evaluate(intake, Request("ssm:SendCommand", f"{partition_arn}/AWS-RunShellScript")).allowed
+    assert evaluate(intake, Request("ssm:DescribeInstanceInformation", "*")).allowed
+    assert evaluate(status_sync, Request("ssm:GetCommandInvocation", "*")).allowed
+    assert not evaluate(status_sync, Request("ssm:SendCommand", instance, tagged)).allowed
+
+
+def _document_names(documents: list[dict[str, Any]], prefix: str) -> list[str]:
+    names = []
+    for document in documents:
+        for statement in document.get("Statement", []):
+            resources = statement.get("Resource", [])
+            for resource in resources if isinstance(resources, list) else [resources]:
+                if isinstance(resource, str) and resource.startswith(prefix + "/"):
+                    names.append(resource.removeprefix(prefix + "/"))
+    return names
