@@ -788,13 +788,21 @@ class AzureSiteRecoveryGateway:
             # Idempotent: a retried activity must not create the item twice.
             return self._last_job_of(existing)
         enable_input = self._enable_input(machine, plan)
-        job = self._start(
-            f"enable replication of {machine.friendly_name}",
-            lambda hook: self._client.replication_protected_items.begin_create(
-                self._rg, self._vault, topo.fabric_name, topo.container_name, name, enable_input,
-                polling=False, raw_response_hook=hook,
-            ),
-        )  # fmt: skip
+        try:
+            job = self._start(
+                f"enable replication of {machine.friendly_name}",
+                lambda hook: self._client.replication_protected_items.begin_create(
+                    self._rg, self._vault, topo.fabric_name, topo.container_name, name, enable_input,
+                    polling=False, raw_response_hook=hook,
+                ),
+            )  # fmt: skip
+        except PreconditionFailed:
+            # Two runs of the same step (an activity is at-least-once) raced: the other one's PUT created the
+            # item, ours got 409. Its enable job is ours too.
+            raced = self._find_item(name)
+            if raced is None:
+                raise
+            return self._last_job_of(raced)
         return job or self._last_job_of(self._get_item(name))
 
     def _run_as_for(self, machine: DiscoveredMachine) -> str | None:
