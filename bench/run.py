@@ -26,6 +26,7 @@ from devstack.settings import REPO_ROOT
 from functions import names
 from functions.adapters.table_store import TableStore
 from functions.orchestrations import bp as orchestrations
+from functions.settings import FunctionSettings
 from migration.events import MigrationRequestedData
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase, WorkflowState
@@ -182,19 +183,32 @@ def measure_status_api(records: int, state_dir: Path) -> dict[str, Any]:
         stack.down(quiet=True)
 
 
-GOALS = {
+# The app-wide ARM write budget (functions/adapters/write_budget.py): a token bucket, so one second may carry
+# the whole bucket plus that second's refill, never more (ARM's own bucket: 200, refilled 10/s).
+_BUDGET = FunctionSettings.model_fields
+WRITE_BUDGET_ONE_SECOND = int(
+    _BUDGET["asr_write_budget_capacity"].default + _BUDGET["asr_write_budget_per_second"].default
+)
+# Goals on counts: the same on any machine, checked by `make test` (bench --quick --check).
+COUNT_GOALS = {
     "asr_requests_per_vm": ("<=", 40), "asr_writes_per_vm": ("<=", 8), "max_history_events": ("<=", 300),
-    "replay_ratio_day7_day1": ("<", 1.2), "wave_wall_s_1000": ("<", 120), "wave_ratio_1000_100": ("<", 12),
-    "peak_asr_writes_per_s": ("<=", 8), "status_get_p99_ms": ("<", 20), "status_list_wave_p99_ms": ("<", 200),
-    "table_scans": ("<=", 0),
+    "peak_asr_writes_per_s": ("<=", WRITE_BUDGET_ONE_SECOND), "table_scans": ("<=", 0),
 }  # fmt: skip
+# Goals on time: they depend on the machine, so they are reported always and checked only on request
+# (--check-times, for `make bench` on a quiet machine), never in CI.
+TIME_GOALS = {
+    "replay_ratio_day7_day1": ("<", 1.2), "wave_wall_s_1000": ("<", 120), "wave_ratio_1000_100": ("<", 12),
+    "status_get_p99_ms": ("<", 20), "status_list_wave_p99_ms": ("<", 200),
+}  # fmt: skip
+GOALS = COUNT_GOALS | TIME_GOALS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the reduced form CI runs")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--check", action="store_true", help="exit non-zero when a goal is missed (CI)")
+    parser.add_argument("--check", action="store_true", help="exit non-zero when a goal on counts is missed (CI)")
+    parser.add_argument("--check-times", action="store_true", help="also when a goal on time is missed")
     args = parser.parse_args()
     work = REPO_ROOT / ".state" / "bench"
     small, big, records = (10, 0, 500) if args.quick else (100, 1000, 10_000)
@@ -234,7 +248,7 @@ def main() -> None:
         if goal is not None and isinstance(value, int | float):
             met = value <= goal[1] if goal[0] == "<=" else value < goal[1]
             verdict = f"{goal[0]} {goal[1]}  {'met' if met else 'MISSED'}"
-            if not met:
+            if not met and (key in COUNT_GOALS or args.check_times):
                 missed.append(key)
         print(f"{key:32} {value!s:>12}  {verdict}")
     print(f"written to {args.output}")
