@@ -82,9 +82,11 @@ class MigrationApi:
         result: dict[str, Any] = self._call("POST", f"migrations/{migration_id}/{action}", body=body or {})
         return result
 
-    def cut_over_wave(self, wave: str, *, source_stopped: bool = False) -> dict[str, Any]:
-        """Without ``source_stopped`` the AWS side stops the wave's sources; each fails over once stopped."""
-        result: dict[str, Any] = self._call("POST", f"waves/{wave}/cutover", body={"source_stopped": source_stopped})
+    def cut_over_wave(self, wave: str, *, source_stopped: bool = False, at: str | None = None) -> dict[str, Any]:
+        """Without ``source_stopped`` the AWS side stops the wave's sources; each fails over once stopped.
+        ``at`` (ISO 8601 with a zone) schedules the wave's cutover instead of starting it now."""
+        body: dict[str, Any] = {"source_stopped": source_stopped} | ({"at": at} if at else {})
+        result: dict[str, Any] = self._call("POST", f"waves/{wave}/cutover", body=body)
         return result
 
     def start(self, event: dict[str, Any]) -> dict[str, Any]:

@@ -192,14 +192,23 @@ def cutover(
         bool,
         typer.Option("--source-stopped", help="Confirm the EC2 instance (or, with --wave, every source) is stopped."),
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="With --wave: the wave's cutover window, e.g. 2026-12-05T02:00:00Z (default: now)."),
+    ] = None,
     reason: ReasonOption = "",
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Cut over one migration now, or a whole wave together."""
+    """Cut over one migration now, or a whole wave together (now or at its window)."""
+    if at and not wave:
+        console.print("[red]--at schedules a wave's cutover: give --wave (one migration's window is its "
+                      "aws2azure:cutover-at tag)[/red]")  # fmt: skip
+        raise typer.Exit(2)
     if wave and not migration_id:
         api = _api(url, key)
-        typer.echo(json.dumps(_run(lambda: api.cut_over_wave(wave, source_stopped=source_stopped)), indent=2))
+        started = _run(lambda: api.cut_over_wave(wave, source_stopped=source_stopped, at=at))
+        typer.echo(json.dumps(started, indent=2))
         return
     if not migration_id:
         console.print("[red]give a migration id or --wave[/red]")

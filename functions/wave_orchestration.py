@@ -12,7 +12,8 @@ one timer); it continues as new every ``POLLS_PER_EXECUTION`` polls while no pla
 bounded by ``stop_bound_seconds``. Each plan's job watching lives in its own sub-orchestration.
 
 ``sequential`` (WAVE_SEQUENTIAL_PLANS) keeps the old behaviour for comparison: every source stops first, then
-one plan after another. Started by ``POST /api/waves/{wave}/cutover`` (functions/api/blueprint.py).
+one plan after another. Started by ``POST /api/waves/{wave}/cutover`` (functions/api/blueprint.py), now or at
+the wave's own cutover window (``at``): until then it only waits on a durable timer.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ JOB_POLL = timedelta(minutes=1)
 SHORT_POLLS = 20
 LONG_JOB_POLL = timedelta(minutes=15)
 POLLS_PER_EXECUTION = 30
+# Durable timers in Python apps are limited to six days (Learn, "Timers in Durable Functions", Timer
+# limitations): a wave scheduled further ahead waits in steps of at most this.
+LONGEST_TIMER = timedelta(days=3)
 
 
 def _wave_cutover() -> WaveCutover:
@@ -127,6 +131,8 @@ class WaveMigration:
 
     def run(self) -> Generator[Task, Any, dict[str, Any]]:
         state = self.state
+        while not state.claimed and state.cutover_at is not None and self.now < state.cutover_at:
+            yield self.context.create_timer(min(state.cutover_at, self.now + LONGEST_TIMER))
         if not state.claimed:
             claimed = yield from run_step(
                 self.context, c.CLAIM_WAVE, c.WaveRef(wave=state.wave, stop_sources=state.stop_sources)

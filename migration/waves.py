@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from migration.errors import NotFound, PreconditionFailed
+from migration.errors import InvalidInput, NotFound, PreconditionFailed
 from migration.lifecycle import Phase, ensure_transition
 from migration.notifications import NotificationOutbox, queue_phase_change
 from migration.ports import AsrGateway, AsrJob, Clock, MigrationStore
@@ -100,6 +100,8 @@ class WaveState(BaseModel):
     # How long stopped members wait for more to fill their plan before it starts without them.
     gather_seconds: int = Field(default=60, ge=0)
     poll_seconds: int = Field(default=60, ge=10)
+    # The wave's own cutover window: nothing is claimed or stopped before it (None: now).
+    cutover_at: AwareDatetime | None = None
     claimed: bool = False
     started_at: AwareDatetime | None = None
     waiting: list[PlanMember] = Field(default_factory=list)  # claimed, source not reported stopped yet
@@ -108,6 +110,24 @@ class WaveState(BaseModel):
     plans_made: int = 0
     left_out: list[LeftOut] = Field(default_factory=list)
     executions: int = 0
+
+
+# How far ahead a wave's cutover may be scheduled; further out, the plan (and the replication health it relies
+# on) is better decided nearer the time.
+LONGEST_WAVE_SCHEDULE = timedelta(days=90)
+
+
+def check_wave_window(at: datetime | None, now: datetime) -> None:
+    """A wave's cutover window must lie ahead, and not too far: refused with what to do instead."""
+    if at is None:
+        return
+    when, today = at.astimezone(now.tzinfo).isoformat(), now.isoformat(timespec="seconds")
+    if at <= now:
+        raise InvalidInput(f"the wave's cutover time {when} has passed (it is {today}): leave 'at' out to cut the "
+                           "wave over now, or give a time ahead")  # fmt: skip
+    if at > now + LONGEST_WAVE_SCHEDULE:
+        raise InvalidInput(f"the wave's cutover time {when} is more than {LONGEST_WAVE_SCHEDULE.days} days ahead "
+                           f"(it is {today}): schedule it nearer the time")  # fmt: skip
 
 
 def claim_marker(wave: str) -> str:

@@ -36,7 +36,7 @@ from functions.dispatch import runtime_status
 from migration.errors import InvalidInput, NotFound, PreconditionFailed
 from migration.lifecycle import ACTIVE_RUNTIME_STATUSES
 from migration.tags import WAVE_PATTERN
-from migration.waves import WaveState
+from migration.waves import WaveState, check_wave_window
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -150,12 +150,14 @@ async def cut_over_wave(req: func.HttpRequest, client: df.DurableOrchestrationCl
         instance_id = names.wave_orchestration_id(wave)
         if await runtime_status(client, instance_id) in ACTIVE_RUNTIME_STATUSES:
             raise PreconditionFailed(f"wave {wave!r} is already being cut over", code="WaveCutoverRunning")
+        check_wave_window(request.at, built.clock.now())
         # Without source_stopped the AWS side stops the sources (ASR cannot): members fail over as they stop.
         state = WaveState(
             wave=wave, stop_sources=not request.source_stopped, sequential=settings.wave_sequential_plans,
             max_parallel_plans=settings.wave_max_parallel_plans, stop_bound_seconds=settings.wave_stop_bound_seconds,
+            cutover_at=request.at,
         )  # fmt: skip
         await client.start_new(names.MIGRATE_WAVE, instance_id, state.model_dump(mode="json"))
-        return WaveCutoverStarted(wave=wave, orchestration_id=instance_id)
+        return WaveCutoverStarted(wave=wave, orchestration_id=instance_id, at=request.at)
 
     return await respond_async(start)

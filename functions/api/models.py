@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from migration.lifecycle import Phase
 from migration.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -38,15 +38,21 @@ class WaveCutoverRequest(_Body):
         description="The operator has already stopped the wave's EC2 instances; without it the AWS side stops "
         "them (status sync reads the request from each member's record).",
     )
+    at: AwareDatetime | None = Field(
+        default=None,
+        description="The wave's cutover window (ISO 8601 with a zone, within 90 days): the wave waits for it on a "
+        "durable timer, then stops its sources and fails over. Without it the cutover starts now.",
+    )
     reason: Reason = ""
 
 
 class WaveCutoverStarted(BaseModel):
-    """The wave's cutover orchestration was started; its members are claimed into recovery plans."""
+    """The wave's cutover orchestration was started; its members are claimed into recovery plans at ``at``."""
 
     wave: str
     orchestration_id: str
     status: str = "started"
+    at: datetime | None = None
 
 
 class ApproveRequest(_Body):

@@ -8,12 +8,21 @@ from typing import Any
 import pytest
 
 from devstack.replay import PendingActivity, Replay, orchestrator_handle
+from functions import names
 from functions.wave_orchestration import MIGRATE_PLAN, bp
-from migration.errors import PreconditionFailed
+from migration.errors import InvalidInput, PreconditionFailed
 from migration.events import MigrationRequestedData
 from migration.lifecycle import CLAIMED_BY_WAVE, Phase
 from migration.steps import MigrationSteps
-from migration.waves import RecoveryPlanSpec, WaveCutover, chunked, claim_marker, plan_name
+from migration.waves import (
+    RecoveryPlanSpec,
+    WaveCutover,
+    WaveState,
+    check_wave_window,
+    chunked,
+    claim_marker,
+    plan_name,
+)
 from tests.fakes import FakeAsr, InMemoryStore, ManualClock
 
 
@@ -225,3 +234,35 @@ def test_a_failed_plan_releases_only_its_members_with_asrs_reason() -> None:
     notified = [payload for name, payload in replay.calls if name == "notify_plan_members"]
     assert [(n["plan"]["name"], n.get("failed", False)) for n in notified] == [("p0", True)]
     assert [name for name, _ in replay.calls].count("release_plan") == 1
+
+
+WAVE_HANDLE = orchestrator_handle(bp, names.MIGRATE_WAVE)
+
+
+def test_a_scheduled_wave_waits_for_its_window_in_timers_python_allows_then_claims() -> None:
+    at = START + timedelta(days=8, hours=3)
+    replay = Replay(WAVE_HANDLE, WaveState(wave="w1", cutover_at=at).model_dump(mode="json"), START)
+    claimed_at: list[datetime] = []
+
+    def respond(activity: PendingActivity, replay: Replay) -> Any:
+        assert activity.name == "claim_wave", activity.name
+        claimed_at.append(replay.now)
+        return {"ok": True, "value": {"wave": "w1", "members": [], "left_out": []}}
+
+    fired: list[datetime] = []
+    output = replay.run(respond, before_episode=lambda r: fired.append(r.now))
+    assert claimed_at == [at]  # nothing claimed, so no source asked to stop, before the window
+    assert output["wave"] == "w1"
+    steps = [later - earlier for earlier, later in zip([START, *fired], fired, strict=False) if later > earlier]
+    assert len(steps) >= 3  # three timers at most 3 days apart
+    assert max(steps) <= timedelta(days=6)  # Python's durable timers are limited to six days
+
+
+@pytest.mark.parametrize(
+    ("offset", "words"), [(timedelta(minutes=-1), "has passed"), (timedelta(days=91), "more than 90 days ahead")]
+)
+def test_a_wave_window_in_the_past_or_too_far_ahead_is_refused_with_what_to_do(offset: timedelta, words: str) -> None:
+    with pytest.raises(InvalidInput, match=words):
+        check_wave_window(START + offset, START)
+    check_wave_window(START + timedelta(hours=1), START)
+    check_wave_window(None, START)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
@@ -371,7 +371,7 @@ def test_a_wave_cutover_starts_migrate_wave_which_stops_the_sources_unless_an_op
 ) -> None:
     _running(store, durable_host, 60, Phase.AWAITING_CUTOVER)
     started = _body(_cut_over_wave(call, "w1", {}), 202)
-    assert started == {"wave": "w1", "orchestration_id": "wave-w1", "status": "started"}
+    assert started == {"wave": "w1", "orchestration_id": "wave-w1", "status": "started", "at": None}
     [start] = durable_host.writes()
     assert start.path == "orchestrators/migrate_wave/wave-w1"
     state = json.loads(start.body)
@@ -394,6 +394,25 @@ def test_a_wave_cutover_answers_errors_like_every_other_route(
     durable_host.statuses["wave-w1"] = "Running"
     assert _body(_cut_over_wave(call, "w1", {"source_stopped": True}), 409)["error"]["code"] == "WaveCutoverRunning"
     assert durable_host.writes() == []
+
+
+def test_a_wave_cutover_can_be_scheduled_for_the_waves_own_window(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller
+) -> None:
+    _running(store, durable_host, 62, Phase.AWAITING_CUTOVER)
+    now = datetime.now(UTC)
+    for when, words in ((now - timedelta(minutes=5), "has passed"), (now + timedelta(days=120), "90 days")):
+        refused = _body(_cut_over_wave(call, "w1", {"at": when.isoformat()}), 400)["error"]
+        assert refused["code"] == "InvalidInput"
+        assert words in refused["message"]
+    naive = _body(_cut_over_wave(call, "w1", {"at": "2030-01-01T02:00:00"}), 400)["error"]
+    assert any("timezone" in problem for problem in naive["problems"])
+    assert durable_host.writes() == []  # nothing started by a refused request
+    at = (now + timedelta(days=2)).replace(microsecond=0)
+    started = _body(_cut_over_wave(call, "w1", {"at": at.isoformat()}), 202)
+    assert datetime.fromisoformat(started["at"]) == at
+    [start] = durable_host.writes()
+    assert datetime.fromisoformat(json.loads(start.body)["cutover_at"]) == at
 
 
 # -- resuming a suspended ASR job ----------------------------------------------------------------------
