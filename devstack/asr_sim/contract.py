@@ -183,6 +183,8 @@ class Stats(BaseModel):
     failover_requests: dict[str, int] = Field(default_factory=dict)
     # ... and the ones that were accepted and started a failover job.
     failovers_started: dict[str, int] = Field(default_factory=dict)
+    # Commit jobs started, per item (directly or through a recovery plan).
+    commits_started: dict[str, int] = Field(default_factory=dict)
     # A failed failover job restarted through replicationJobs/restart (ASR offered Restart): per item. Not a
     # failover request by the client: the failed job took no effect, and ASR re-runs it.
     failover_restarts: dict[str, int] = Field(default_factory=dict)

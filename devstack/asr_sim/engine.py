@@ -749,6 +749,7 @@ class Simulator:
         item = self.item(name)
         self._require(item, OP_COMMIT, now)
         item.failover = "Committing"
+        self.recorder.commit_started(name)
         return self._item_job("Commit", item, now, {})
 
     def remove(self, name: str, body: dict[str, Any], now: datetime) -> Job:
@@ -892,6 +893,7 @@ class Simulator:
             item.failover = "Committing"
             item.active_job = job.name
             item.jobs.append(job.name)
+            self.recorder.commit_started(item.name)
         return job
 
     def _plan_job(

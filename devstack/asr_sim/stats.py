@@ -29,6 +29,7 @@ class Recorder:
         self.write_timestamps: list[float] = []
         self.failover_requests: Counter[str] = Counter()
         self.failovers_started: Counter[str] = Counter()
+        self.commits_started: Counter[str] = Counter()
         self.failover_restarts: Counter[str] = Counter()
         self.job_restarts: Counter[str] = Counter()
         self.jobs_started: Counter[str] = Counter()
@@ -77,6 +78,9 @@ class Recorder:
     def failover_started(self, item_name: str) -> None:
         self.failovers_started[item_name] += 1
 
+    def commit_started(self, item_name: str) -> None:
+        self.commits_started[item_name] += 1
+
     def job_restarted(self, scenario: str, item_name: str | None) -> None:
         self.job_restarts[scenario] += 1
         if scenario == "UnplannedFailover" and item_name is not None:
@@ -98,6 +102,7 @@ class Recorder:
             write_timestamps=list(self.write_timestamps),
             failover_requests=dict(self.failover_requests),
             failovers_started=dict(self.failovers_started),
+            commits_started=dict(self.commits_started),
             failover_restarts=dict(self.failover_restarts),
             job_restarts=dict(self.job_restarts),
             jobs_started=dict(self.jobs_started),

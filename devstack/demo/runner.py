@@ -2,10 +2,12 @@
 
 The AWS side runs in this process the way Lambda runs it (the real handlers, a Lambda context,
 settings from the environment); EventBridge's Tag Change and EC2 state-change events and Scheduler's
-one-time invocations are emitted here, since moto produces none. The Mobility service is installed by
-intake through SSM (the SSM stand-in, which plays the appliance and registers the machine with the ASR
-simulator's discovery). Everything else is the real thing: the queue, the Function App on the local
-host, the ASR simulator, Table Storage, EC2 tags.
+one-time invocations are emitted here, since moto produces none. The Lambdas' asynchronous invocations of
+each other (status sync -> cutover, with a wave's stops) go through real boto3 to the Lambda Invoke stand-in
+(devstack/lambda_invoke.py), whose queue is delivered to the named handler here, as Lambda's async queue would.
+The Mobility service is installed by intake through SSM (the SSM stand-in, which plays the appliance and
+registers the machine with the ASR simulator's discovery). Everything else is the real thing: the queue, the
+Function App on the local host, the ASR simulator, Table Storage, EC2 tags.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from rich.table import Table
 from aws2azure.api_client import ApiTarget, MigrationApi
 from devstack.asr_sim.contract import FaultRule
 from devstack.asr_sim.control import SimulatorControl
-from devstack.aws_local import SCHEDULER_GROUP, LocalLambdaContext, provision
+from devstack.aws_local import CUTOVER_FUNCTION, INTAKE_FUNCTION, SCHEDULER_GROUP, LocalLambdaContext, provision
 from devstack.clock import FileClock, clock_environment
 from devstack.demo.fleet import DemoInstance, build_fleet, tag_change_event
 from devstack.ec2_events import Ec2StateChanges
+from devstack.lambda_invoke import LambdaInvokeStandIn
 from devstack.launcher import Stack
 from devstack.settings import StackSettings, state_dir
 from devstack.ssm_sim.control import SsmSimControl
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 
 FaultProfile = Literal["none", "flaky", "hostile"]
 WAVES = ("wave-a", "wave-b")  # wave-a: cut over by its schedule; wave-b: by an operator, together
+ASYNC_ATTEMPTS = 3  # Lambda runs a failed asynchronous invocation twice more
 FINAL = frozenset({"Migrated", "Failed", "Cancelled", "NotReady"})
 AT_EXPRESSION = re.compile(r"^at\((?P<when>[0-9T:-]+)\)$")
 
@@ -110,6 +114,9 @@ class AwsSide:
             self.intake = self._cold_start("intake")
             self.cutover = self._cold_start("cutover")
             self.status_sync = self._cold_start("status_sync")
+        self.by_function = {INTAKE_FUNCTION: self.intake, CUTOVER_FUNCTION: self.cutover}
+        self.async_attempts: Counter[str] = Counter()
+        self.async_dropped: list[str] = []
 
     @staticmethod
     def _cold_start(name: str) -> ModuleType:
@@ -126,6 +133,18 @@ class AwsSide:
             result: dict[str, Any] = module.lambda_handler(event, LocalLambdaContext(function))
         return result
 
+    def deliver_async(self, lambdas: LambdaInvokeStandIn) -> None:
+        """Lambda's async queue: each accepted Event invocation runs its function; a failed run is retried."""
+        for invocation in lambdas.drain():
+            try:
+                self.invoke(self.by_function[invocation.function_name], invocation.event(), invocation.function_name)
+            except Exception as exc:
+                self.async_attempts[invocation.request_id] += 1
+                if self.async_attempts[invocation.request_id] < ASYNC_ATTEMPTS:
+                    lambdas.requeue(invocation)
+                else:  # Lambda would hand it to the function's on-failure destination
+                    self.async_dropped.append(f"{invocation.function_name} {invocation.request_id}: {exc}")
+
 
 class Demo:
     def __init__(self, options: DemoOptions, console: Console) -> None:
@@ -136,6 +155,7 @@ class Demo:
         self.fired_schedules: set[str] = set()
         self.wave_b_cut = False
         self.tag_versions: Counter[str] = Counter()
+        self.lambdas: LambdaInvokeStandIn | None = None
 
     def run(self) -> DemoResult:
         started = time.monotonic()
@@ -150,6 +170,8 @@ class Demo:
             succeeded = not result.unexpected
             return result
         finally:
+            if self.lambdas is not None:
+                self.lambdas.stop()
             if self.options.keep:
                 self.console.print(f"stack left running; settings in {self.stack.settings_path}")
             else:
@@ -166,6 +188,10 @@ class Demo:
         side = provision(settings, status_api_key=settings.host.master_key)
         environment = side.lambda_environment(status_api_url=settings.host.base_url)
         environment |= clock_environment(settings.clock_file)
+        # Lambda's Invoke (asynchronous), which moto cannot run: only the Lambda client goes there.
+        lambdas = self.lambdas = LambdaInvokeStandIn([INTAKE_FUNCTION, CUTOVER_FUNCTION], region=side.region,
+                                                     account_id=side.account_id).start()  # fmt: skip
+        environment["AWS_ENDPOINT_URL_LAMBDA"] = lambdas.url
         log_path = Path(settings.state_dir) / "logs" / "lambdas.log"
         aws = AwsSide(environment, log_path.open("a", encoding="utf-8"))
         self.console.print(
@@ -185,14 +211,14 @@ class Demo:
         # EventBridge's rule on "EC2 Instance State-change Notification" (stopped) -> the cutover Lambda.
         state_changes = Ec2StateChanges(
             ec2, account=side.account_id, region=side.region, clock=clock,
-            deliver=lambda event: aws.invoke(aws.cutover, event, "aws2azure-cutover"),
+            deliver=lambda event: aws.invoke(aws.cutover, event, CUTOVER_FUNCTION),
             never_stops=lambda: [i for i, f in ssm.faults().instances.items() if f == "stop-never-completes"],
         )  # fmt: skip
         state_changes.poll()
         apply_faults(sim, self.options.faults, fleet)
         cutover_at = (clock.now() + timedelta(days=5)).replace(microsecond=0)
         self.console.print(f"{len(fleet)} EC2 instances in {WAVES[0]} (cutover window {cutover_at:%Y-%m-%d %H:%M}Z) "
-                           f"and {WAVES[1]} (operator cutover); tagging them for migration")  # fmt: skip
+                           f"and {WAVES[1]} (cut over on request; it stops its own sources); tagging them")  # fmt: skip
         for instance in fleet:
             request = {tag_keys.MIGRATE: "true", tag_keys.WAVE: instance.wave}
             if instance.wave == WAVES[0]:
@@ -210,11 +236,12 @@ class Demo:
                 # Before the schedules: a stop is seen (or held by a fault) before its follow-up can fire.
                 state_changes.poll()
                 self._fire_due_schedules(scheduler, clock.now(), aws)
-                self._cut_over_wave_b(ec2, api, fleet, self._phases(ec2, fleet, records))
+                self._cut_over_wave_b(api, fleet, self._phases(ec2, fleet, records))
                 if time.monotonic() - last_sync > 2.0:
                     aws.invoke(aws.status_sync, {"source": "aws.events", "detail-type": "Scheduled Event"},
                                "aws2azure-status-sync")  # fmt: skip
                     last_sync = time.monotonic()
+                aws.deliver_async(lambdas)  # e.g. status sync -> cutover: the wave's stops
                 phases = self._phases(ec2, fleet, records)
                 if self.options.live:
                     live.update(self._view(fleet, records, phases, clock.now()))
@@ -227,6 +254,7 @@ class Demo:
         stats = sim.stats()
         unexpected = [f"{i.instance_id} ({i.wave}): expected {i.expected}, ended {phases[i.instance_id]}"
                       for i in fleet if not self._as_expected(i, phases[i.instance_id], records)]  # fmt: skip
+        unexpected += [f"async invocation failed {ASYNC_ATTEMPTS} times: {d}" for d in aws.async_dropped]
         counts = Counter(phases.values())
         summary = {
             "instances": len(fleet),
@@ -238,6 +266,8 @@ class Demo:
             "registered_by_install": sum(1 for i in ssm.invocations() if i.registered_with_appliance),
             "state_change_events": state_changes.delivered,
             "lambda_invocations": dict(aws.invocations),
+            "async_invocations": lambdas.accepted,
+            "wave_b": self._wave_b_summary(ec2, fleet, records, state_changes, sim),
             "asr_requests": stats.total_requests,
             "asr_writes": stats.writes,
             "wall_seconds": round(time.monotonic() - started, 1),
@@ -276,9 +306,10 @@ class Demo:
             aws.invoke(aws.cutover, json.loads(schedule["Target"]["Input"]), "aws2azure-cutover")
             scheduler.delete_schedule(Name=name, GroupName=SCHEDULER_GROUP)  # ActionAfterCompletion: DELETE
 
-    def _cut_over_wave_b(self, ec2: EC2Client, api: MigrationApi, fleet: list[DemoInstance],
-                         phases_now: dict[str, str]) -> None:  # fmt: skip
-        """The operator's cutover of wave-b, once every member that can be cut over is waiting for it."""
+    def _cut_over_wave_b(self, api: MigrationApi, fleet: list[DemoInstance], phases_now: dict[str, str]) -> None:
+        """The operator's cutover of wave-b, once every member that can be cut over is waiting for it: asked, and
+        nothing more. The wave marks a stop on each member; status sync reads it and has the cutover Lambda stop
+        the sources; each stop's state-change event reports it to Azure, and the wave fails over by recovery plan."""
         if self.wave_b_cut:
             return
         members = [i for i in fleet if i.wave == WAVES[1] and i.expected == "Migrated"]
@@ -289,10 +320,32 @@ class Demo:
         self.wave_b_cut = True
         if not waiting:
             return
-        # The operator stops the sources first (ASR cannot), then cuts the wave over with recovery plans.
-        ec2.stop_instances(InstanceIds=[i.instance_id for i in waiting])
-        api.cut_over_wave(WAVES[1], source_stopped=True)
-        self.console.print(f"operator: stopped {len(waiting)} {WAVES[1]} instances and cut the wave over")
+        api.cut_over_wave(WAVES[1])
+        self.console.print(f"{WAVES[1]}: cut over asked; the wave stops its own sources ({len(waiting)} waiting)")
+
+    @staticmethod
+    def _wave_b_summary(ec2: EC2Client, fleet: list[DemoInstance], records: dict[str, dict[str, Any]],
+                        state_changes: Ec2StateChanges, sim: SimulatorControl) -> dict[str, Any]:  # fmt: skip
+        """Per member of wave-b: how often it stopped (running -> stopped, as EC2's events told), who asked for the
+        stop (its cutover-stop tag), and how often ASR started its failover and its commit."""
+        members = [i.instance_id for i in fleet if i.wave == WAVES[1] and i.expected == "Migrated"]
+        stops = Counter(e["detail"]["instance-id"] for e in state_changes.emitted if e["detail"]["state"] == "stopped")
+        described = ec2.describe_instances(InstanceIds=members)["Reservations"] if members else []
+        marks = {i["InstanceId"]: next((t["Value"] for t in i.get("Tags", []) if t["Key"] == tag_keys.CUTOVER_STOP), "")
+                 for r in described for i in r["Instances"]}  # fmt: skip
+        stats = sim.stats()
+        items = {m: records.get(m, {}).get("protected_item_name") or "" for m in members}
+        asked_by_wave = {m for m in members if f":wave-{WAVES[1]}-" in marks.get(m, "")}  # state:request:by
+        return {
+            "members": members,
+            "stops": {m: stops[m] for m in members},
+            "stop_marks": marks,
+            "failovers": {m: stats.failovers_started.get(items[m], 0) for m in members},
+            "commits": {m: stats.commits_started.get(items[m], 0) for m in members},
+            # Stops no wave request explains: a member stopped (or stopped again) other than by the wave's own ask.
+            "operator_stops": sum(max(0, stops[m] - (m in asked_by_wave)) for m in members),
+            "migrated": sum(1 for m in members if records.get(m, {}).get("phase") == "Migrated"),
+        }
 
     @staticmethod
     def _phases(ec2: EC2Client, fleet: list[DemoInstance], records: dict[str, dict[str, Any]]) -> dict[str, str]:

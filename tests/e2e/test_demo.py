@@ -158,6 +158,21 @@ def test_the_demo_ends_as_expected_in_tables_tags_and_asr(demo: DemoRun) -> None
     by_plan = [r for r in records if r.cutover_plan]
     assert {r.wave for r in by_plan} == {"wave-b"}  # wave-b went over together, by recovery plan
 
+    # Issue 16: wave-b was cut over with one request and no stop by a person. The wave asked for its members'
+    # stops, status sync passed them to the cutover Lambda (an async Invoke), which stopped each source once; each
+    # member failed over once (its recovery plan's failover) and committed once.
+    wave_b = result.summary["wave_b"]
+    members = wave_b["members"]
+    assert members
+    assert sorted(members) == sorted(r.instance.instance_id for r in by_plan)
+    assert wave_b["stops"] == dict.fromkeys(members, 1)
+    assert all(":wave-wave-b-" in wave_b["stop_marks"][m] for m in members), wave_b["stop_marks"]
+    assert wave_b["failovers"] == dict.fromkeys(members, 1)
+    assert wave_b["commits"] == dict.fromkeys(members, 1)
+    assert wave_b["operator_stops"] == 0
+    assert wave_b["migrated"] == len(members)
+    assert result.summary["async_invocations"] >= 1
+
     # EC2 tags in moto: the status the AWS side wrote back.
     ec2 = boto3.client("ec2", endpoint_url=settings.moto.url, region_name=settings.moto.region,
                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
