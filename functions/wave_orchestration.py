@@ -30,6 +30,7 @@ from functions.bootstrap import services
 from functions.step_runner import Task, run_step
 from migration import contracts as c
 from migration.lifecycle import Phase, describe
+from migration.monitoring import DOWNTIME_JOB_POLL, DOWNTIME_SHORT_POLLS
 from migration.outcome import Outcome
 from migration.ports import AsrJob
 from migration.waves import (
@@ -47,10 +48,8 @@ from migration.waves import (
 
 bp = df.Blueprint()
 MIGRATE_PLAN = "migrate_plan"
-# While a plan's failover or commit job runs it is read this often (the job takes minutes: ~12 for a
-# failover in the simulator), then, for a job that runs much longer, every LONG_JOB_POLL.
-JOB_POLL = timedelta(minutes=1)
-SHORT_POLLS = 20
+# A plan's failover or commit job is read every minute for its usual length (migration.monitoring), then, for a
+# job that runs much longer, every LONG_JOB_POLL.
 LONG_JOB_POLL = timedelta(minutes=15)
 POLLS_PER_EXECUTION = 30
 # Durable timers in Python apps are limited to six days (Learn, "Timers in Durable Functions", Timer
@@ -71,7 +70,7 @@ class PlanRun(BaseModel):
 
 def job_poll_delay(checks: int) -> timedelta:
     """A short poll while the cutover's job runs, a long one for a job far past its usual duration."""
-    return JOB_POLL if checks < SHORT_POLLS else LONG_JOB_POLL
+    return DOWNTIME_JOB_POLL if checks < DOWNTIME_SHORT_POLLS else LONG_JOB_POLL
 
 
 class PlanMigration:

@@ -367,7 +367,8 @@ def after_start(state: WorkflowState, job_id: str | None, error: StepError | Non
 
 def watch_job(state: WorkflowState, now: datetime) -> Decision:
     """Wait before the next look at the job being watched."""
-    delay = job_poll_delay(state.policy, checks_so_far=state.job_checks)
+    downtime = state.stage is Stage.WATCH_FAILOVER  # the source is stopped until the failed-over VM runs
+    delay = job_poll_delay(state.policy, checks_so_far=state.job_checks, during_downtime=downtime)
     return Decision([Sleep(now + delay, "job")])
 
 

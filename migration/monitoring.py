@@ -45,8 +45,20 @@ def next_replication_poll(
     return policy.clamp(remaining * policy.approach)
 
 
-def job_poll_delay(policy: PollPolicy, *, checks_so_far: int) -> timedelta:
-    """ASR jobs take minutes; look at the floor interval, backing off gently for slow ones."""
+# While a failover job runs its source is already stopped: each minute between the job's end and our look at it is
+# downtime. The job resource says when a job started and ended, not when a running one will end, so after a first
+# look at the floor (no failover is over sooner) it is read every minute for the job's usual length (the
+# simulator's failover takes ~12 min), then at the slow-job pace. A plan's job (one per 100 machines) is read every
+# minute from the start.
+DOWNTIME_JOB_POLL = timedelta(minutes=1)
+DOWNTIME_SHORT_POLLS = 20
+
+
+def job_poll_delay(policy: PollPolicy, *, checks_so_far: int, during_downtime: bool = False) -> timedelta:
+    """ASR jobs take minutes; look at the floor interval, backing off gently for slow ones (every minute, for a
+    while, when the job's end is the end of a downtime)."""
+    if during_downtime and 0 < checks_so_far < DOWNTIME_SHORT_POLLS:
+        return DOWNTIME_JOB_POLL
     return policy.clamp(policy.floor * (1 + checks_so_far // 3))
 
 

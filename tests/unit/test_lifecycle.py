@@ -71,6 +71,23 @@ def test_an_unfinished_job_is_watched_again(job_state: str) -> None:
     assert (s.stage, s.job_checks) == (Stage.WATCH_COMMIT, 1)
 
 
+def test_a_failover_job_is_read_every_minute_for_its_usual_length_other_jobs_at_the_floor() -> None:
+    """The source is stopped while the failover runs: a 5-minute poll would add up to 5 minutes of downtime."""
+
+    def delays(stage: Stage, checks: range) -> list[timedelta]:
+        waits = []
+        for done in checks:
+            [sleep] = lc.watch_job(state(stage=stage, job_id="j", job_checks=done), NOW).commands
+            assert isinstance(sleep, Sleep)
+            waits.append(sleep.until - NOW)
+        return waits
+
+    assert delays(Stage.WATCH_FAILOVER, range(1)) == [timedelta(minutes=5)]  # no failover is over sooner
+    assert set(delays(Stage.WATCH_FAILOVER, range(1, 20))) == {timedelta(minutes=1)}
+    assert delays(Stage.WATCH_FAILOVER, range(20, 21)) >= [timedelta(minutes=5)]  # a slow job: back to the pace
+    assert min(delays(Stage.WATCH_COMMIT, range(5))) == timedelta(minutes=5)  # after the VM runs: no downtime
+
+
 def test_a_failed_job_asr_offers_no_restart_for_ends_failed_with_asr_s_errors() -> None:
     s = state(stage=Stage.WATCH_FAILOVER, job_id="j")
     job = AsrJob(job_id="j", state="Failed", display_name="Failover", errors=("28031: no VM",))
