@@ -34,6 +34,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
+# Invoke (Lambda API reference): "For asynchronous invocations, the maximum payload size is 1 MB"; more is
+# RequestTooLargeException, HTTP 413 (botocore's lambda service model).
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,10 @@ def _handler(standin: LambdaInvokeStandIn) -> type[BaseHTTPRequestHandler]:
             if kind not in ("Event", "DryRun"):
                 self._refuse(400, request_id, "InvalidParameterValueException",
                              f"the local stand-in takes only asynchronous (Event) invocations, not {kind}")  # fmt: skip
+                return
+            if kind == "Event" and len(payload) > ASYNC_PAYLOAD_LIMIT:
+                limit = f"Request must be smaller than {ASYNC_PAYLOAD_LIMIT} bytes for the Event invocation type"
+                self._refuse(413, request_id, "RequestTooLargeException", limit)
                 return
             try:
                 json.loads(payload or b"{}")

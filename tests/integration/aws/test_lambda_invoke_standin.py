@@ -13,8 +13,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from aws_lambda.adapters.lambda_invoke import LambdaIntakeInvoker
+from aws_lambda.logic.status_sync import CUTOVER_BATCH
+from aws_lambda.models.cutover import CutoverRequest
 from devstack.lambda_invoke import LambdaInvokeStandIn
 from migration.errors import NotFound
+from migration.identity import InstanceRef
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -75,4 +78,21 @@ def test_a_dry_run_and_a_bad_payload_queue_nothing(standin: LambdaInvokeStandIn)
     with pytest.raises(ClientError) as refused:
         client.invoke(FunctionName=CUTOVER_ARN, InvocationType="Event", Payload=b"not json")
     assert refused.value.response["Error"]["Code"] == "InvalidRequestContentException"
+    assert standin.drain() == []
+
+
+def test_the_largest_batch_status_sync_sends_fits_an_async_invoke_and_more_than_1_mb_is_refused(
+    standin: LambdaInvokeStandIn,
+) -> None:
+    wave = "w" * 64  # the longest wave name the tags allow
+    request = CutoverRequest(instance=InstanceRef(account_id=ACCOUNT, region="ap-southeast-2",
+                                                  instance_id="i-0123456789abcdef0"),
+                             request_id=f"wave-{wave}-20261202T151254Z", requested_by="operator")  # fmt: skip
+    largest = {"cutovers": [request.model_dump(mode="json")] * CUTOVER_BATCH}
+    LambdaIntakeInvoker(_client(), CUTOVER_ARN).invoke(largest)
+    assert [len(i.event()["cutovers"]) for i in standin.drain()] == [CUTOVER_BATCH]
+    with pytest.raises(ClientError) as refused:
+        _client().invoke(FunctionName=CUTOVER_ARN, InvocationType="Event", Payload=b'"' + b"x" * (1 << 20) + b'"')
+    assert refused.value.response["Error"]["Code"] == "RequestTooLargeException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
     assert standin.drain() == []
