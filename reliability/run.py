@@ -212,10 +212,10 @@ def scenario_crashes(count: int, root: Path, kills_per_point: int = 3, *, strict
                 and result["duplicate_writes"] == 0 and result["duplicate_failovers"] == 0
                 and sum(kills.values()) == planned)  # fmt: skip
         result["all_migrated"] = result["phases"] == {"Migrated": count}
-        # The full run (`make reliability`) holds issue 17's bar, all Migrated. The quick CI run holds the safety
-        # bar only (nothing lost, stuck, unexplained or written twice, every kill landed) and reports
-        # all_migrated: a machine can still end Failed, with its reason, after a kill (issue 17, open), and a
-        # check that fails by chance would stop every submission.
+        result["failed_reasons"] = {k: r.get("reason") for k, r in records.items() if r["phase"] == "Failed"}
+        # Issue 17's bar, all Migrated, in the full run and the quick CI run alike (docs/RELIABILITY.md, crash
+        # findings); strict=False keeps the safety bar only (nothing lost, stuck, unexplained or written twice,
+        # every kill landed), for a look at a run that is expected to fail some machines.
         result["ok"] = safe and (result["all_migrated"] or not strict)
         return result
     finally:
@@ -311,6 +311,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--only", action="append", metavar="SCENARIO", help="run only this scenario (repeatable)")
     args = parser.parse_args()
     work = REPO_ROOT / ".state" / "reliability"
     wave = 6 if args.quick else 100
@@ -319,10 +320,17 @@ def main() -> None:
         ("duplicates", lambda: scenario_duplicates(wave, work / "duplicates")),
         ("hostile", lambda: scenario_hostile(wave, work / "hostile")),
         # Machines go through the kill points one at a time (see scenario_crashes): a small wave suffices.
-        ("crashes", lambda: scenario_crashes(4 if args.quick else 6, work / "crashes", strict=not args.quick)),
+        ("crashes", lambda: scenario_crashes(4 if args.quick else 6, work / "crashes")),
         ("bad_input", lambda: scenario_bad_input(60 if args.quick else 300, work / "bad-input")),
         ("concurrent_writers", lambda: scenario_concurrent_writers(20 if args.quick else 100, work / "writers")),
     ]
+    if args.only:
+        unknown = set(args.only) - {name for name, _ in scenarios}
+        if unknown:
+            parser.error(
+                f"unknown scenario(s) {', '.join(sorted(unknown))}; known: {', '.join(n for n, _ in scenarios)}"
+            )
+        scenarios = [(name, scenario) for name, scenario in scenarios if name in args.only]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for name, scenario in scenarios:
         try:

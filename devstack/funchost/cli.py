@@ -71,6 +71,15 @@ def host_command(
             "--idle-grace", envvar="AWS2AZURE_HOST_IDLE_GRACE", help="Virtual clock: seconds of quiet before time jumps"
         ),
     ] = 0.2,
+    queue_lease: Annotated[
+        float,
+        typer.Option(
+            "--queue-lease",
+            envvar="AWS2AZURE_HOST_QUEUE_LEASE",
+            help="Seconds a queue message is leased, renewed while its function runs; after a crash it is "
+            "delivered again once its lease runs out (Azure's host: 600)",
+        ),
+    ] = 600.0,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Serve a Python v2-model function app: HTTP, queue and timer triggers and Durable Functions."""
@@ -99,6 +108,7 @@ def host_command(
         state_dir=state,
         app_settings=settings,
         idle_grace_seconds=idle_grace,
+        queue_lease_seconds=queue_lease,
     )
     try:
         host.start()

@@ -26,7 +26,7 @@ from devstack.funchost.durable.store import DurableStore
 from devstack.funchost.invoker import Invoker
 from devstack.funchost.keys import HostKeys
 from devstack.funchost.server import PUBLIC_DURABLE_PREFIX, RPC_DURABLE_PREFIX, HttpFrontEnd
-from devstack.funchost.triggers import QueueListener, TimerTriggers
+from devstack.funchost.triggers import DEFAULT_QUEUE_LEASE_SECONDS, QueueListener, TimerTriggers
 
 log = logging.getLogger("funchost")
 LOOPBACK = "127.0.0.1"
@@ -47,6 +47,7 @@ class LocalHost:
         episode_workers: int = 4,
         function_workers: int = 16,
         fast_replay: bool = True,
+        queue_lease_seconds: float = DEFAULT_QUEUE_LEASE_SECONDS,
     ) -> None:
         if virtual_clock and not hasattr(clock, "advance_to"):
             raise ValueError("virtual clock mode needs a clock that can be advanced (devstack.clock.FileClock)")
@@ -61,6 +62,7 @@ class LocalHost:
         self.episode_workers = episode_workers
         self.function_workers = function_workers
         self.fast_replay = fast_replay
+        self.queue_lease_seconds = queue_lease_seconds
         self.tracker = WorkTracker()
         self.port = 0
         self._saved_environ: dict[str, str | None] = {}
@@ -119,6 +121,7 @@ class LocalHost:
                 self.tracker,
                 extra_kwargs=self._binding_kwargs,
                 options=queue_options,
+                lease_seconds=self.queue_lease_seconds,
             )
             listener.start()
             self.queue_listeners.append(listener)

@@ -12,6 +12,10 @@ from devstack.launcher import LaunchContext, ServiceSpec, StackError, http_answe
 from devstack.settings import REPO_ROOT, HostEndpoint, StackSettings
 
 APP_DIR_VARIABLE = "AWS2AZURE_FUNCTION_APP"  # another app folder than the repository root's
+QUEUE_LEASE_VARIABLE = "AWS2AZURE_HOST_QUEUE_LEASE"
+# The stack's host leases queue messages for 10 s (renewed while a function runs) instead of Azure's 10 minutes:
+# its clock is virtual, and a message held by a host that was killed comes back once its lease runs out.
+STACK_QUEUE_LEASE_SECONDS = "10"
 
 
 def app_dir() -> Path:
@@ -57,4 +61,8 @@ def service_spec(ctx: LaunchContext) -> ServiceSpec | None:
         )
         return True
 
-    return ServiceSpec("host", argv, ready, settings, env=function_app_environment(stack))
+    env = {
+        **function_app_environment(stack),
+        QUEUE_LEASE_VARIABLE: os.environ.get(QUEUE_LEASE_VARIABLE) or STACK_QUEUE_LEASE_SECONDS,
+    }
+    return ServiceSpec("host", argv, ready, settings, env=env)

@@ -3,7 +3,11 @@
 Queue: messages are base64 (the extension's default ``messageEncoding``), read in batches
 (``batchSize`` 16), retried by making them visible again (``visibilityTimeout`` 0) and moved to
 ``<queue>-poison`` once their dequeue count reaches ``maxDequeueCount`` (5). Polling backs off
-while a queue is empty, up to ``maxPollingInterval``.
+while a queue is empty, up to ``maxPollingInterval``. A message is received on a lease (its
+invisibility) that is renewed at half its length while the function runs, as the WebJobs queue
+listener does (10 minutes, renewed); so a host that dies mid-message gives the message back once
+the lease runs out. The lease is a setting here (``lease_seconds``): the local stack, whose clock
+is virtual, takes a short one so that a killed host's messages come back in seconds, not minutes.
 
 Timer: six-field NCRONTAB (``{second} {minute} {hour} {day} {month} {day-of-week}``) or a
 TimeSpan (``hh:mm:ss``), read from the host's clock, so in virtual mode they fire whenever the
@@ -35,6 +39,9 @@ from devstack.funchost.durable.engine import Clock, WorkTracker
 from devstack.funchost.invoker import Invoker
 
 log = logging.getLogger("funchost.triggers")
+
+# The WebJobs queue listener receives a message for 10 minutes and renews that while the function runs.
+DEFAULT_QUEUE_LEASE_SECONDS = 600.0
 
 
 def _timespan(text: str) -> timedelta | None:
@@ -164,6 +171,7 @@ class QueueListener:
         extra_kwargs: Callable[[FunctionInfo], dict[str, Any]],
         options: dict[str, Any],
         min_poll_seconds: float = 0.05,
+        lease_seconds: float = DEFAULT_QUEUE_LEASE_SECONDS,
     ) -> None:
         self.fn = fn
         self.invoker = invoker
@@ -181,6 +189,12 @@ class QueueListener:
         ).total_seconds()
         self.base64 = str(options.get("messageEncoding", "base64")).lower() == "base64"
         self.min_poll_seconds = min_poll_seconds
+        if lease_seconds < 2:
+            raise ValueError(f"a queue lease must be at least 2 seconds (renewed at half), not {lease_seconds}")
+        self.lease_seconds = int(lease_seconds)
+        # Per message of the batch in hand: a renewal and the delete never use one pop receipt at once.
+        self._receipt_locks: dict[str, threading.Lock] = {}
+        self._settled: set[str] = set()  # messages of the batch in hand that were deleted or released
         self.quiet_epoch = -1  # the tracker epoch at which the queue was last found empty
         self._running = False
         self._poke = threading.Event()
@@ -212,7 +226,9 @@ class QueueListener:
             try:
                 messages = list(
                     self.queue.receive_messages(
-                        messages_per_page=self.batch_size, max_messages=self.batch_size, visibility_timeout=300
+                        messages_per_page=self.batch_size,
+                        max_messages=self.batch_size,
+                        visibility_timeout=self.lease_seconds,
                     )
                 )
             except Exception as exc:
@@ -222,9 +238,11 @@ class QueueListener:
                 delay = self.min_poll_seconds
                 self.tracker.begin()
                 try:
-                    futures = [self.invoker.submit(self._process, m) for m in messages]
-                    concurrent.futures.wait(futures)
+                    self._receipt_locks = {m.id: threading.Lock() for m in messages}
+                    futures = {self.invoker.submit(self._process, m): m for m in messages}
+                    self._hold_leases(futures)
                 finally:
+                    self._settled.clear()
                     self.tracker.end()
                 continue
             if self.tracker.epoch == epoch:
@@ -232,6 +250,33 @@ class QueueListener:
             self._poke.wait(delay)
             self._poke.clear()
             delay = min(self.max_poll_seconds, delay * 2)
+
+    def _hold_leases(self, futures: dict[concurrent.futures.Future[None], Any]) -> None:
+        """Wait for the batch, renewing the lease of every message still being handled at half its length."""
+        pending = set(futures)
+        while pending:
+            _, pending = concurrent.futures.wait(pending, timeout=self.lease_seconds / 2)
+            for future in pending:
+                self._renew(futures[future])
+
+    def _renew(self, message: Any) -> None:
+        with self._receipt_locks[message.id]:
+            if message.id in self._settled:
+                return
+            try:
+                renewed = self.queue.update_message(
+                    message.id, message.pop_receipt, visibility_timeout=self.lease_seconds
+                )
+            except Exception as exc:  # the lease may lapse: the message is then delivered again (at least once)
+                log.warning("could not renew the lease of message %s on %s: %s", message.id, self.fn.queue_name, exc)
+                return
+            message.pop_receipt = renewed.pop_receipt
+
+    def _settle(self, message: Any, settle: Callable[[str], object]) -> None:
+        """Delete or release the message with its current pop receipt; no renewal runs after this."""
+        with self._receipt_locks[message.id]:
+            self._settled.add(message.id)
+            settle(message.pop_receipt)
 
     def _process(self, message: Any) -> None:
         content = message.content or ""
@@ -254,7 +299,7 @@ class QueueListener:
         except (binascii.Error, ValueError, Exception) as exc:
             self._failed(message, content, exc)
             return
-        self.queue.delete_message(message.id, message.pop_receipt)
+        self._settle(message, lambda receipt: self.queue.delete_message(message.id, receipt))
         self.processed += 1
 
     def _failed(self, message: Any, content: str, exc: BaseException) -> None:
@@ -268,7 +313,12 @@ class QueueListener:
                 exc,
             )
             self.poison.send_message(content)
-            self.queue.delete_message(message.id, message.pop_receipt)
+            self._settle(message, lambda receipt: self.queue.delete_message(message.id, receipt))
             self.poisoned += 1
             return
-        self.queue.update_message(message.id, message.pop_receipt, visibility_timeout=self.retry_visibility_seconds)
+        self._settle(
+            message,
+            lambda receipt: self.queue.update_message(
+                message.id, receipt, visibility_timeout=self.retry_visibility_seconds
+            ),
+        )

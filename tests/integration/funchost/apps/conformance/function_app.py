@@ -6,6 +6,7 @@ Activities record each execution as a line in the folder named by the app settin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -78,6 +79,9 @@ async def client_ops(req: func.HttpRequest, client: df.DurableOrchestrationClien
 async def intake(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
     request = msg.get_json()
     _record("intake", {"id": msg.id, "dequeue_count": msg.dequeue_count, "body": request})
+    if request.get("hold_seconds") and msg.dequeue_count == 1:
+        # Keeps its first delivery in hand (a slow function, or one the test kills the host during).
+        await asyncio.sleep(float(request["hold_seconds"]))
     if request.get("fail"):
         raise RuntimeError("this message always fails")
     await client.start_new("chain", request["instance_id"], request.get("input"))
