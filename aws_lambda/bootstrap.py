@@ -25,6 +25,7 @@ from aws_lambda.adapters.ec2 import Ec2Gateway
 from aws_lambda.adapters.lambda_invoke import LambdaIntakeInvoker
 from aws_lambda.adapters.scheduler import CutoverSchedules, StopFollowUpSchedules
 from aws_lambda.adapters.secrets import CachedSecret
+from aws_lambda.adapters.sns import SnsClient, SnsPhaseAnnouncer
 from aws_lambda.adapters.ssm import SsmGateway
 from aws_lambda.adapters.status_api import StatusApiClient
 from aws_lambda.logic.cutover import CutoverDependencies
@@ -94,6 +95,16 @@ class AwsClients:
     def lambda_(self) -> LambdaClient:
         return self.session.client("lambda", config=AWS_CLIENT_CONFIG)
 
+    @cached_property
+    def sns(self) -> SnsClient:
+        client: SnsClient = self.session.client("sns", config=AWS_CLIENT_CONFIG)
+        return client
+
+
+def phase_announcer(topic_arn: str | None, clients: AwsClients) -> SnsPhaseAnnouncer | None:
+    """The SNS announcer of AWS-side phase changes, None when no topic is configured (nothing announced)."""
+    return SnsPhaseAnnouncer(clients.sns, topic_arn) if topic_arn else None
+
 
 def queue_publisher(settings: QueueSettings, clients: AwsClients) -> AzureQueuePublisher:
     sas = CachedSecret(
@@ -152,6 +163,7 @@ def build_intake(
         if settings.agent_install == "ssm"
         else None,
         agent_config_expires_at=settings.agent_config_expires_at,
+        announcer=phase_announcer(settings.phase_topic_arn, clients),
     )
     return IntakeRuntime(intake=Intake(deps, idempotent=idempotent), idempotency=config)
 
@@ -189,7 +201,14 @@ def build_status_sync(settings: StatusSyncSettings, clients: AwsClients | None =
     agents = SsmGateway(clients.ssm, document_name="")
     arn = settings.cutover_function_arn
     cutover = LambdaIntakeInvoker(clients.lambda_, arn) if arn else None
-    return StatusSyncDependencies(inventory=ec2, tags=ec2, status_api=api, agents=agents, cutover=cutover)
+    return StatusSyncDependencies(
+        inventory=ec2,
+        tags=ec2,
+        status_api=api,
+        agents=agents,
+        cutover=cutover,
+        announcer=phase_announcer(settings.phase_topic_arn, clients),
+    )
 
 
 def build_reconcile(

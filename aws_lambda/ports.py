@@ -9,6 +9,7 @@ from typing import Protocol
 from aws_lambda.models.agent import CommandResult
 from aws_lambda.models.cutover import CutoverRequest, StopFollowUp
 from aws_lambda.models.inventory import TaggedInstance
+from aws_lambda.models.phase_events import InstancePhaseChanged
 from migration.errors import MigrationError
 from migration.events import AnyEvent
 from migration.identity import InstanceRef
@@ -27,6 +28,7 @@ __all__ = [
     "EventPublisher",
     "InstanceInventory",
     "IntakeInvoker",
+    "PhaseAnnouncer",
     "SourceMachines",
     "StatusApi",
     "TagWriter",
@@ -108,4 +110,10 @@ class StatusApi(Protocol):
 class IntakeInvoker(Protocol):
     def invoke(self, event: Mapping[str, object]) -> None:
         """Run the intake Lambda on ``event`` without waiting for its result."""
+        ...
+
+
+class PhaseAnnouncer(Protocol):
+    def announce(self, event: InstancePhaseChanged) -> str:
+        """Publish an AWS-side phase change (SNS); returns the message id; raises MigrationError when refused."""
         ...

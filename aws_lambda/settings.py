@@ -14,6 +14,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyNetwork,
 
 from migration.readiness import AgentInstall, ApplianceLocation
 
+# An SNS topic ARN, the form of the template's PhaseTopicArn parameter (standard topics only).
+SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
 # EventBridge retries a failed delivery for up to 24 h; a shorter window would let a late retry run again.
 MIN_IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
 
@@ -80,6 +82,8 @@ class IntakeSettings(QueueSettings):
     agent_install_document: str | None = Field(default=None, alias="AGENT_INSTALL_DOCUMENT")
     # When the appliance's Mobility service configuration file (in S3 / Secrets Manager) stops being valid.
     agent_config_expires_at: AwareDatetime | None = Field(default=None, alias="AGENT_CONFIG_EXPIRES_AT")
+    # Where the AWS side's own phase changes are announced (docs/NOTIFICATIONS.md); None: not announced.
+    phase_topic_arn: str | None = Field(default=None, alias="PHASE_TOPIC_ARN", pattern=SNS_TOPIC_ARN)
 
     @model_validator(mode="after")
     def _appliance_located(self) -> IntakeSettings:
@@ -112,6 +116,8 @@ class StatusSyncSettings(LambdaSettings):
     status_api_key_secret_arn: str = Field(alias="STATUS_API_KEY_SECRET_ARN", min_length=1)
     secret_cache_seconds: int = Field(default=300, ge=0, le=3600, alias="SECRET_CACHE_SECONDS")
     status_api_timeout_seconds: float = Field(default=10.0, gt=0, le=60, alias="STATUS_API_TIMEOUT_SECONDS")
+    # Where the Mobility service install results (AwaitingDiscovery, Failed) are announced; None: not announced.
+    phase_topic_arn: str | None = Field(default=None, alias="PHASE_TOPIC_ARN", pattern=SNS_TOPIC_ARN)
 
 
 class ReconcileSettings(LambdaSettings):

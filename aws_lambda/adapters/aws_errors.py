@@ -14,7 +14,17 @@ from migration.errors import (
     TransientCloudError,
 )
 
-THROTTLING_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"})
+# SNS answers Throttled (429) and KMSThrottling (400, a KMS-encrypted topic) when throttled.
+THROTTLING_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "Throttled",
+        "KMSThrottling",
+    }
+)
 NOT_FOUND_CODES = frozenset(
     {
         "InvalidInstanceID.NotFound",

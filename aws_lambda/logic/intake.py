@@ -8,6 +8,12 @@ wrote earlier:
   Requested (cutover schedule created or moved, ``MigrationRequested`` on the queue);
 - migrate is true and a migration is in flight: only a new cutover time applies (the schedule moves);
 - migrate was removed or set false: ``CancelRequested`` while cancelling is still allowed.
+
+Every phase intake writes itself (NotReady, Requested, InstallingAgent, Cancelled) is also announced on SNS
+when a topic is configured (``io.aws2azure.instance.PhaseChanged.v1``, aws_lambda/models/phase_events.py), just
+before the tag write, with an id made of the instance, the phase and this request. A refused announcement fails
+the invocation with nothing written, so Lambda's retry (and then the dead-letter queue) runs the same decision
+again and announces the same id.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from aws_lambda.models.cutover import CutoverRequest
 from aws_lambda.models.outcomes import IntakeAction, IntakeOutcome
+from aws_lambda.models.phase_events import instance_phase_changed, wave_of
 from aws_lambda.models.tag_change import TagChangeEvent
 from aws_lambda.observability import count, count_by, logger
 from aws_lambda.ports import (
@@ -31,9 +38,10 @@ from aws_lambda.ports import (
     CutoverScheduler,
     EventPublisher,
     InstanceInventory,
+    PhaseAnnouncer,
     TagWriter,
 )
-from migration.errors import InvalidInput, NotFound
+from migration.errors import InvalidInput, MigrationError, NotFound
 from migration.events import CancelRequestedData, MigrationRequestedData, new_event
 from migration.identity import InstanceRef
 from migration.lifecycle import FAILOVER_STARTED_PHASES, Phase, is_cancellable
@@ -82,6 +90,8 @@ class IntakeDependencies:
     agents: AgentInstaller | None = None
     # When the appliance's Mobility service configuration file stops being valid (the operator's setting).
     agent_config_expires_at: datetime | None = None
+    # Where intake's own phase changes are announced (SNS); None: not announced.
+    announcer: PhaseAnnouncer | None = None
 
 
 def event_id(event_type: str, instance: InstanceRef, request_id: str) -> str:
@@ -224,6 +234,7 @@ class Intake:
             extra[AGENT] = f"installing:{command_id}:{readiness.os_family}"
         if schedule:
             reason += f"; cutover scheduled at {wanted.cutover_at:%Y-%m-%dT%H:%M:%SZ}"
+        self._announce(description, request, phase, reason=reason, at=now)
         self._deps.tags.write_tags(
             {instance.instance_id: {**status_tags(phase.value, updated_at=now, reason=reason), **extra}}
         )
@@ -248,6 +259,7 @@ class Intake:
         reason = "; ".join(f.reason for f in failures) or "not ready"
         now = self._deps.clock.now()
         self._deps.schedules.delete(request.instance)
+        self._announce(description, request, Phase.NOT_READY, reason=reason, at=now)
         self._deps.tags.write_tags(
             {request.instance.instance_id: status_tags(Phase.NOT_READY.value, updated_at=now, reason=reason)}
         )
@@ -320,6 +332,7 @@ class Intake:
             self._deps.schedules.delete(instance)
             now = self._deps.clock.now()
             reason = f"{MIGRATE} removed before the migration started"
+            self._announce(description, request, Phase.CANCELLED, reason=reason, at=now)
             self._deps.tags.write_tags(
                 {instance.instance_id: status_tags(Phase.CANCELLED.value, updated_at=now, reason=reason)}
             )
@@ -350,6 +363,35 @@ class Intake:
         logger.info("cancel requested", extra={"event_id": event.id, "phase": phase.value})
         outcome = self._note(description, request, phase, "cancel requested: migrate tag removed")
         return outcome.model_copy(update={"action": "cancel-requested", "event_id": event.id})
+
+    def _announce(
+        self, description: InstanceDescription, request: IntakeRequest, phase: Phase, *, reason: str, at: datetime
+    ) -> None:
+        """Announce a phase intake is about to write; raises (nothing written yet) when SNS refuses it."""
+        announcer = self._deps.announcer
+        if announcer is None:
+            return
+        event = instance_phase_changed(
+            request.instance,
+            phase,
+            change_key=request.request_id,
+            changed_at=at,
+            previous_phase=current_phase(description.tags),
+            reason=reason,
+            wave=wave_of(description.tags),
+        )
+        log = {"event_id": event.id, "phase": phase.value, "instance_id": request.instance.instance_id}
+        try:
+            message_id = announcer.announce(event)
+        except MigrationError as exc:
+            count("PhaseAnnounceFailed")
+            # The invocation fails before the tag write: Lambda retries it (then the dead-letter queue).
+            logger.error(
+                "phase change not announced; failing so the request is retried", extra=log | {"error": str(exc)}
+            )
+            raise
+        count_by("PhaseAnnounced", "Phase", phase.value)
+        logger.info("phase change announced", extra=log | {"message_id": message_id})
 
     def _note(
         self,

@@ -1,4 +1,11 @@
-"""Status sync: copy what Azure reports for each migration in flight onto its EC2 instance's tags."""
+"""Status sync: copy what Azure reports for each migration in flight onto its EC2 instance's tags.
+
+The Mobility service install's result (AwaitingDiscovery or Failed) is the AWS side's own phase change: it is
+announced on SNS when a topic is configured, before its tags are written, with the id
+``<migration id>:<phase>:<command id>``. When SNS refuses it, that instance's tags are left as they are this run
+(logged, metric PhaseAnnounceFailed), so the next run reads the same result and announces the same id. The phases
+copied from Azure are never announced here: Azure announces them itself.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +20,24 @@ from aws_lambda.models.agent import failure_summary
 from aws_lambda.models.cutover import CutoverRequest
 from aws_lambda.models.inventory import TaggedInstance
 from aws_lambda.models.outcomes import StatusSyncOutcome
-from aws_lambda.observability import count, logger
-from aws_lambda.ports import AgentInstaller, InstanceInventory, IntakeInvoker, StatusApi, TagWriter
+from aws_lambda.models.phase_events import instance_phase_changed, wave_of
+from aws_lambda.observability import count, count_by, logger
+from aws_lambda.ports import AgentInstaller, InstanceInventory, IntakeInvoker, PhaseAnnouncer, StatusApi, TagWriter
 from migration.errors import MigrationError, NotFound
 from migration.lifecycle import Phase
 from migration.readiness import OsFamily
 from migration.records import MigrationRecord
-from migration.tags import AGENT, CUTOVER_STOP, EC2_TAG_VALUE_MAX, STATUS, STATUS_TAGS, status_tags
+from migration.tags import (
+    AGENT,
+    CUTOVER_STOP,
+    EC2_TAG_VALUE_MAX,
+    REASON,
+    STATUS,
+    STATUS_TAGS,
+    UPDATED_AT,
+    parse_utc_time,
+    status_tags,
+)
 
 # One cutover invocation takes at most this many (CutoverBatch's bound).
 CUTOVER_BATCH = 1000
@@ -53,6 +71,8 @@ class StatusSyncDependencies:
     agents: AgentInstaller | None = None
     # The cutover Lambda, invoked with the sources a wave cutover asked to stop (None: not wired).
     cutover: IntakeInvoker | None = None
+    # Where the install results (AWS-side phase changes) are announced (SNS); None: not announced.
+    announcer: PhaseAnnouncer | None = None
 
 
 # Azure has not got past waiting for the machine yet: the AWS side knows more about the agent.
@@ -96,6 +116,28 @@ def _agent_update(tagged: TaggedInstance, deps: StatusSyncDependencies) -> dict[
     }
 
 
+def announce_agent_result(tagged: TaggedInstance, update: Mapping[str, str], announcer: PhaseAnnouncer) -> None:
+    """Announce the phase an install result is about to write (its tags are ``update``); raises when refused."""
+    _, command_id, _ = update[AGENT].split(":")
+    phase = Phase(update[STATUS])
+    event = instance_phase_changed(
+        tagged.instance,
+        phase,
+        change_key=command_id,
+        changed_at=parse_utc_time(UPDATED_AT, update[UPDATED_AT]),
+        previous_phase=current_phase(dict(tagged.tags)),
+        reason=update.get(REASON, ""),
+        wave=wave_of(dict(tagged.tags)),
+    )
+    message_id = announcer.announce(event)
+    count_by("PhaseAnnounced", "Phase", phase.value)
+    logger.info(
+        "phase change announced",
+        extra={"event_id": event.id, "phase": phase.value, "instance_id": tagged.instance.instance_id,
+               "message_id": message_id},
+    )  # fmt: skip
+
+
 def _needs_sync(tagged: TaggedInstance) -> bool:
     phase = current_phase(tagged.tags)
     return phase is not None and phase not in _SETTLED
@@ -126,6 +168,18 @@ def sync_statuses(deps: StatusSyncDependencies) -> StatusSyncOutcome:
             errors[tagged.instance.instance_id] = str(exc)
             continue
         if isinstance(agent, dict):
+            if deps.announcer is not None:
+                try:
+                    announce_agent_result(tagged, agent, deps.announcer)
+                except MigrationError as exc:
+                    # Tags left as they are: the next run reads the same result and announces the same id.
+                    count("PhaseAnnounceFailed")
+                    logger.error(
+                        "install result not announced; its tags wait for the next run",
+                        extra={"instance_id": tagged.instance.instance_id, "error": str(exc)},
+                    )
+                    errors[tagged.instance.instance_id] = f"announce: {exc}"
+                    continue
             updates[tagged.instance.instance_id] = agent
         elif agent is None:
             in_flight.append(tagged)

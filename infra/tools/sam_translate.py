@@ -128,6 +128,10 @@ def pseudo_parameters() -> dict[str, str]:
     }
 
 
+# What Ref AWS::NoValue resolves to: removed from the list or mapping that holds it.
+NO_VALUE: Any = object()
+
+
 def resolve(
     value: Any,
     template: dict[str, Any],
@@ -159,13 +163,14 @@ def resolve(
 
     def walk(node: Any) -> Any:
         if isinstance(node, list):
-            return [walk(item) for item in node if not (isinstance(item, dict) and item == {"Ref": "AWS::NoValue"})]
+            # An item that is (or resolves to, through Fn::If) AWS::NoValue is removed, as CloudFormation does.
+            return [value for value in (walk(item) for item in node) if value is not NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
             ((key, argument),) = node.items()
             if key == "Ref":
-                return ref(argument)
+                return NO_VALUE if argument == "AWS::NoValue" else ref(argument)
             if key == "Fn::GetAtt":
                 name, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
                 return get_att(name, attribute)
@@ -194,7 +199,7 @@ def resolve(
                 return not walk(argument[0])
             if key == "Condition":
                 return condition(argument)
-        return {k: walk(v) for k, v in node.items() if v != {"Ref": "AWS::NoValue"}}
+        return {k: value for k, value in ((k, walk(v)) for k, v in node.items()) if value is not NO_VALUE}
 
     return walk(value)
 

@@ -153,6 +153,9 @@ def authorizations(call: Call, account: Account) -> list[Request]:
             document_arn = account.arn("ssm", f"document/{document}")
         instances = [account.arn("ec2", f"instance/{i}") for i in p.get("InstanceIds", [])]
         return [Request(action, arn) for arn in [document_arn, *instances]]
+    if call.service == "sns" and call.operation == "Publish":
+        # Publish is authorized on the topic (Service Authorization Reference: resource type topic).
+        return [Request(action, p["TopicArn"])]
     raise NotImplementedError(
         f"{action}: no IAM mapping yet; add it from the Service Authorization Reference (and grant it in the template)"
     )

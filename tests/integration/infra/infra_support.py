@@ -74,8 +74,14 @@ def load_sam_template(path: Path = SAM_TEMPLATE) -> dict[str, Any]:
 
 
 def iam_statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every statement of the role's policies; a conditional one (Fn::If) counts as each branch that is one."""
     for policy in role["Properties"].get("Policies", []):
-        yield from policy["PolicyDocument"]["Statement"]
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+                _, *branches = statement["Fn::If"]
+                yield from (b for b in branches if isinstance(b, dict) and "Effect" in b)
+            else:
+                yield statement
 
 
 def object_keys(value: Any) -> set[str]:

@@ -50,6 +50,7 @@ AGREED_LAMBDA_ENVIRONMENT = frozenset(
         "AGENT_INSTALL",
         "AGENT_INSTALL_DOCUMENT",
         "AGENT_CONFIG_EXPIRES_AT",
+        "PHASE_TOPIC_ARN",
     }
 )
 HANDLERS = {"intake", "cutover", "status_sync", "reconcile"}

@@ -15,7 +15,9 @@ What checks what:
   Resource ARNs, and the conditions moto cannot evaluate. Those are WriteStatusTags
   (ForAllValues:StringEquals aws:TagKeys + Null), StopTaggedInstances (StringEqualsIgnoreCase
   aws:ResourceTag/aws2azure:migrate), PassSchedulerRole (StringEquals iam:PassedToService), and the
-  SchedulerRole's trust policy (StringEquals aws:SourceAccount, ArnEquals aws:SourceArn).
+  SchedulerRole's trust policy (StringEquals aws:SourceAccount, ArnEquals aws:SourceArn), and the
+  conditional AnnouncePhases statement (sns:Publish on exactly the PhaseTopicArn topic, which the stack here
+  is given: intake's run publishes its phase change there, signed as intake's role).
 Not exercised here: Logs and X-Ray statements (the Lambda runtime and the X-Ray daemon use them, not
 the code) and the dead-letter statements (Lambda and EventBridge send there, not the code).
 """
@@ -84,6 +86,7 @@ BOTH_PORTS = [
     {"IpProtocol": "tcp", "FromPort": 9443, "ToPort": 9443, "IpRanges": [{"CidrIp": APPLIANCE_CIDR}]},
 ]
 FAR_FUTURE = "2099-12-01T22:00:00Z"
+PHASE_TOPIC = "aws2azure-phases"
 # The process environment the Lambda runtime would give (the template sets the Powertools names).
 PROCESS_ENVIRONMENT = {
     "AWS_ENDPOINT_URL": "",
@@ -216,11 +219,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             aws_secret_access_key=admin_key["SecretAccessKey"],
             region_name=side.region,
         )
+        phase_topic = admin.client("sns", endpoint_url=endpoint).create_topic(Name=PHASE_TOPIC)["TopicArn"]
         parameters = {
             "AzureQueueUrl": side.queue_url,
             "StatusApiUrl": status_api.url,
             "ApplianceCidr": APPLIANCE_CIDR,
             "ApplianceSecurityGroupId": side.appliance_security_group_id,
+            "PhaseTopicArn": phase_topic,
         }
         pseudo = {"AWS::Region": side.region, "AWS::AccountId": side.account_id}
         ids = _real_ids(template, parameters, side, admin)
@@ -297,9 +302,13 @@ def test_intake_calls_pass_under_intake_role(world: World, requested: tuple[str,
     instance_id, log = requested
 
     assert world.refused("intake", log) == []
-    assert {"ec2:DescribeInstances", "ec2:CreateTags", "scheduler:CreateSchedule", "secretsmanager:GetSecretValue"} <= (
-        log.operations()
-    )
+    assert {
+        "ec2:DescribeInstances",
+        "ec2:CreateTags",
+        "scheduler:CreateSchedule",
+        "secretsmanager:GetSecretValue",
+        "sns:Publish",
+    } <= log.operations()
     assert any(o.startswith("dynamodb:") for o in log.operations())
     assert world.tags_of(instance_id)[STATUS] == Phase.REQUESTED.value
     # The evaluator is not vacuous: without the tag statement the same calls are refused.
@@ -502,3 +511,26 @@ def _document_names(documents: list[dict[str, Any]], prefix: str) -> list[str]:
                 if isinstance(resource, str) and resource.startswith(prefix + "/"):
                     names.append(resource.removeprefix(prefix + "/"))
     return names
+
+
+def test_phase_announcements_may_go_only_to_the_phase_topic(world: World, requested: tuple[str, CallLog]) -> None:
+    """intake's run published its phase change (allowed above); the statement names that topic and no other,
+    for intake and status sync only, and it is absent when PhaseTopicArn is empty."""
+    _, log = requested
+    (publish,) = [c for c in log.calls if c.operation == "Publish"]
+    topic = publish.params["TopicArn"]
+    other = world.account.arn("sns", "someone-elses-topic")
+    for function in ("intake", "status_sync"):
+        documents = world.principals[function].documents
+        assert evaluate(documents, Request("sns:Publish", topic)).allowed, function
+        assert evaluate(documents, Request("sns:Publish", other)).decision == "ImplicitDeny", function
+    for function in ("cutover", "reconcile"):
+        assert evaluate(world.principals[function].documents, Request("sns:Publish", topic)).decision == (
+            "ImplicitDeny"
+        ), function
+    without = resolve(
+        world.template["Resources"]["IntakeRole"]["Properties"]["Policies"][0]["PolicyDocument"],
+        world.template,
+        {"PhaseTopicArn": ""},
+    )
+    assert not any("sns:Publish" in json.dumps(statement) for statement in without["Statement"])
