@@ -74,6 +74,11 @@ def start_failover(payload: dict[str, Any]) -> dict[str, Any]:
     return c.START_FAILOVER.run(payload, lambda ref: services().steps.start_failover(ref.migration_id))
 
 
+@bp.activity_trigger(input_name="payload", activity=c.VALIDATE_FAILOVER.name)
+def validate_failover(payload: dict[str, Any]) -> dict[str, Any]:
+    return c.VALIDATE_FAILOVER.run(payload, lambda ref: services().steps.validate_failover(ref.migration_id))
+
+
 @bp.activity_trigger(input_name="payload", activity=c.START_COMMIT.name)
 def start_commit(payload: dict[str, Any]) -> dict[str, Any]:
     return c.START_COMMIT.run(payload, lambda ref: services().steps.start_commit(ref.migration_id))

@@ -16,6 +16,7 @@ from functions.adapters.asr import (
     build_asr_credential,
     build_site_recovery_client,
 )
+from functions.adapters.compute import ComputeVmInspector
 from functions.adapters.notification_store import TableOutbox
 from functions.adapters.notify_sinks import EventGridSink, WebhookSink
 from functions.adapters.offazure import build_offazure_client
@@ -24,7 +25,7 @@ from functions.adapters.write_budget import write_budget_from_settings
 from functions.settings import FunctionSettings
 from migration.clock import clock_from_factory
 from migration.notifications import DeliveryPolicy, NotificationDelivery, NotificationOutbox, NotificationSink
-from migration.ports import AsrGateway, Clock, MigrationStore
+from migration.ports import AsrGateway, Clock, MigrationStore, VmInspector
 from migration.steps import MigrationSteps
 
 
@@ -37,9 +38,11 @@ class Services:
     def __init__(self, settings: FunctionSettings, *, store: MigrationStore | None = None,
                  asr: AsrGateway | None = None, clock: Clock | None = None,
                  outbox: NotificationOutbox | None = None,
-                 sinks: list[NotificationSink] | None = None) -> None:  # fmt: skip
+                 sinks: list[NotificationSink] | None = None,
+                 vms: VmInspector | None = None) -> None:  # fmt: skip
         self.settings = settings
         self._store, self._asr, self._clock = store, asr, clock
+        self._vms = vms
         self._lock = threading.Lock()
         self._steps: MigrationSteps | None = None
         self._outbox: NotificationOutbox | None = outbox
@@ -65,6 +68,14 @@ class Services:
             if self._asr is None:
                 self._asr = _build_asr(self.settings)
             return self._asr
+
+    @property
+    def vms(self) -> VmInspector:
+        """The failed-over VMs, read through Microsoft.Compute (the validation gate)."""
+        with self._lock:
+            if self._vms is None:
+                self._vms = _build_vm_inspector(self.settings)
+            return self._vms
 
     @property
     def notification_sinks(self) -> list[NotificationSink]:
@@ -95,12 +106,14 @@ class Services:
     @property
     def steps(self) -> MigrationSteps:
         store, asr, clock, settings, outbox = self.store, self.asr, self.clock, self.settings, self.outbox
+        vms = self.vms
         with self._lock:
             if self._steps is None:
                 self._steps = MigrationSteps(
                     store, asr, clock, target_tags=settings.target_tags, default_subnet=settings.target_default_subnet,
                     default_vm_size=settings.target_default_vm_size,
                     discovery_timeout=timedelta(seconds=settings.discovery_timeout_seconds), outbox=outbox,
+                    vms=vms, target_resource_group_id=settings.target_resource_group_id,
                 )  # fmt: skip
             return self._steps
 
@@ -115,6 +128,14 @@ def _build_asr(settings: FunctionSettings) -> AsrGateway:
         retry_settings=dict(SDK_RETRY_SETTINGS), write_limiter=limiter,
     )  # fmt: skip
     return AzureSiteRecoveryGateway.from_settings(client, settings, offazure=offazure)
+
+
+def _build_vm_inspector(settings: FunctionSettings) -> VmInspector:
+    # The same identity as ASR (the simulator's fixed token on loopback, else the managed identity); locally the
+    # simulator serves Microsoft.Compute too (COMPUTE_BASE_URL, else ASR_BASE_URL), with its test CA.
+    credential = build_asr_credential(settings)
+    return ComputeVmInspector(credential, base_url=settings.compute_base_url or settings.asr_base_url,
+                              ca_bundle=settings.asr_ca_bundle)  # fmt: skip
 
 
 def _build_sinks(settings: FunctionSettings) -> list[NotificationSink]:

@@ -30,6 +30,8 @@ def initial_state(request: MigrationRequestedData, settings: FunctionSettings) -
         poll_floor_seconds=settings.poll_floor_seconds,
         poll_ceiling_seconds=settings.poll_ceiling_seconds,
         retry_budget_seconds=settings.step_retry_budget_seconds,
+        validation_bound_seconds=settings.validation_bound_seconds,
+        validation_recheck_seconds=settings.validation_recheck_seconds,
     )
 
 

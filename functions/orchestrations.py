@@ -113,6 +113,9 @@ class InstanceMigration:
             decision = lifecycle.after_observation(self.state, observed.value, observed.error, self.now)
         elif stage is Stage.AWAIT_CUTOVER:
             decision = lifecycle.await_cutover(self.state, self.now)
+        elif stage is Stage.VALIDATE:
+            looked = yield from self._stage_step(c.VALIDATE_FAILOVER, ref)
+            decision = lifecycle.after_validation(self.state, looked.value, looked.error, self.now)
         elif stage in WATCH_STAGES and self.state.restart_pending:
             restarted = yield from self._stage_step(c.RESTART_JOB, job_ref)
             new_job = restarted.value.job_id if restarted.value is not None else None

@@ -61,6 +61,12 @@ class FunctionSettings(BaseModel):
     discovery_timeout_seconds: int = Field(default=3600, ge=60, alias="DISCOVERY_TIMEOUT_SECONDS")
     # Only set locally: where the simulator serves Microsoft.OffAzure (defaults to ASR_BASE_URL).
     offazure_base_url: str | None = Field(default=None, alias="OFFAZURE_BASE_URL")
+    # Only set locally: where the simulator serves Microsoft.Compute (defaults to ASR_BASE_URL).
+    compute_base_url: str | None = Field(default=None, alias="COMPUTE_BASE_URL")
+    # The validation gate between failover and commit (docs/VALIDATION.md): how long the failed-over VM may take to
+    # run with a Ready VM agent before the migration fails (no commit sent), and the pause between two looks.
+    validation_bound_seconds: int = Field(default=1200, ge=60, alias="VALIDATION_BOUND_SECONDS")
+    validation_recheck_seconds: int = Field(default=60, ge=5, alias="VALIDATION_RECHECK_SECONDS")
     # One write budget for the whole app (a token bucket in Table Storage), under ARM's 200 / 10 per second.
     asr_write_budget_capacity: int = Field(default=100, ge=1, le=200, alias="ASR_WRITE_BUDGET_CAPACITY")
     asr_write_budget_per_second: float = Field(default=8.0, gt=0, le=10, alias="ASR_WRITE_BUDGET_PER_SECOND")

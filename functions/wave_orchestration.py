@@ -29,7 +29,8 @@ from functions import names
 from functions.bootstrap import services
 from functions.step_runner import Task, run_step
 from migration import contracts as c
-from migration.lifecycle import Phase, describe
+from migration.errors import MigrationError, TransientCloudError
+from migration.lifecycle import VALIDATION_BOUND, VALIDATION_RECHECK, Phase, describe, plan_gate
 from migration.monitoring import DOWNTIME_JOB_POLL, DOWNTIME_SHORT_POLLS
 from migration.outcome import Outcome
 from migration.ports import AsrJob
@@ -66,6 +67,9 @@ class PlanRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wave: str
     plan: RecoveryPlanSpec
+    # The validation gate between the plan's failover and its commit (docs/VALIDATION.md).
+    validation_bound_seconds: int = int(VALIDATION_BOUND.total_seconds())
+    validation_recheck_seconds: int = int(VALIDATION_RECHECK.total_seconds())
 
 
 def job_poll_delay(checks: int) -> timedelta:
@@ -94,10 +98,29 @@ class PlanMigration:
             if outcome.value is None or outcome.value.finished:
                 return outcome
 
+    def _validate(self, plan: c.PlanRef) -> Generator[Task, Any, str]:
+        """Look at every member's VM until all pass ("") or one fails or the bound passes (why)."""
+        run, started = self.run_input, self.now
+        bound = timedelta(seconds=run.validation_bound_seconds)
+        while True:
+            looked = yield from run_step(self.context, c.VALIDATE_PLAN, plan)
+            if looked.value is None:
+                return f"could not look at the members' VMs: {describe(looked.error)}"
+            value = looked.value
+            verdict, why = plan_gate(value.members, value.errors, value.retryable, started=started, now=self.now,
+                                     bound=bound)  # fmt: skip
+            if verdict == "commit":
+                return ""
+            if verdict == "fail":
+                return why
+            wake = min(self.now + timedelta(seconds=run.validation_recheck_seconds), started + bound)
+            yield self.context.create_timer(wake)
+
     def run(self) -> Generator[Task, Any, dict[str, Any]]:
         spec = self.run_input.plan
         plan = c.PlanRef(plan=spec)
         for operation, activity in (("failover", c.START_PLAN_FAILOVER), ("commit", c.START_PLAN_COMMIT)):
+            step = operation
             started = yield from run_step(self.context, activity, plan)
             if started.value is None:
                 detail = describe(started.error)
@@ -105,9 +128,17 @@ class PlanMigration:
                 watched = yield from self._watch(started.value.job_id)
                 job = watched.value
                 if job is not None and job.state == "Succeeded":
-                    continue
-                detail = describe(watched.error) if job is None else "; ".join(job.errors) or job.note or job.state
-            reason = f"recovery plan {spec.name}: {operation} failed: {detail}"
+                    if operation == "commit":
+                        continue
+                    # Commit is the point of no return: every member's VM is checked first.
+                    gate = yield from self._validate(plan)
+                    if not gate:
+                        continue
+                    detail = f"{gate}; the plan was NOT committed (each member is validated again on its own)"
+                    step = "validation"
+                else:
+                    detail = describe(watched.error) if job is None else "; ".join(job.errors) or job.note or job.state
+            reason = f"recovery plan {spec.name}: {step} failed: {detail}"
             yield from run_step(self.context, c.RELEASE_PLAN, c.PlanRelease(plan=spec, reason=reason))
             yield from run_step(
                 self.context, c.NOTIFY_PLAN_MEMBERS, c.PlanNotice(plan=spec, failed=True, reason=reason)
@@ -273,6 +304,26 @@ def start_plan_failover(payload: dict[str, Any]) -> dict[str, Any]:
     return c.START_PLAN_FAILOVER.run(
         payload, lambda ref: c.PlanJob(job_id=_wave_cutover().start_plan_failover(ref.plan))
     )
+
+
+@bp.activity_trigger(input_name="payload", activity=c.VALIDATE_PLAN.name)
+def validate_plan(payload: dict[str, Any]) -> dict[str, Any]:
+    return c.VALIDATE_PLAN.run(payload, lambda ref: _validate_members(ref.plan))
+
+
+def _validate_members(plan: RecoveryPlanSpec) -> c.PlanValidation:
+    """One look at each member's VM (the same step as a lone migration's gate, recorded on each record)."""
+    steps = services().steps
+    found = c.PlanValidation(members={})
+    for member in plan.members:
+        try:
+            health = steps.validate_failover(member.migration_id, audit=True)
+        except MigrationError as exc:
+            found.errors[member.migration_id] = str(exc)
+            found.retryable[member.migration_id] = isinstance(exc, TransientCloudError)
+            continue
+        found.members[member.migration_id] = health
+    return found
 
 
 @bp.activity_trigger(input_name="payload", activity=c.START_PLAN_COMMIT.name)

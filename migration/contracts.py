@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from migration.events import MigrationRequestedData
 from migration.lifecycle import Phase, Stage
 from migration.outcome import Outcome, StepError, capture
-from migration.ports import AsrJob
+from migration.ports import AsrJob, VmHealth
 from migration.waves import LeaveOut, PlanAssignment, RecoveryPlanSpec, StopReport, WaveClaim, WaveMembers
 
 In = TypeVar("In", bound=BaseModel)
@@ -56,6 +56,15 @@ class Done(BaseModel):
 
 class PlanJob(BaseModel):
     job_id: str
+
+
+class PlanValidation(BaseModel):
+    """The validation gate's look at every member of a recovery plan that failed over: its VM's health, or why it
+    could not be read (``retryable``: a throttle or a 5xx, looked at again)."""
+
+    members: dict[str, VmHealth]
+    errors: dict[str, str] = {}
+    retryable: dict[str, bool] = {}
 
 
 class Released(BaseModel):
@@ -165,6 +174,8 @@ START_COMMIT = Activity("start_commit", MigrationRef, JobStarted)
 START_COMPLETE_MIGRATION = Activity("start_complete_migration", MigrationRef, JobStarted)
 START_DISABLE_REPLICATION = Activity("start_disable_replication", MigrationRef, JobStarted, optional=True)
 GET_JOB = Activity("get_job", JobRef, AsrJob)
+# The validation gate: one look at the failed-over VM (recorded on the record), between failover and commit.
+VALIDATE_FAILOVER = Activity("validate_failover", MigrationRef, VmHealth)
 RESTART_JOB = Activity("restart_job", JobRef, JobStarted)
 OBSERVE_REPLICATION = Activity("observe_replication", ObserveRequest, ReplicationSnapshot)
 RECORD_PHASE = Activity("record_phase", PhaseRecord, Done)
@@ -175,6 +186,7 @@ COLLECT_STOPPED = Activity("collect_stopped", WaveMembers, StopReport)
 LEAVE_OUT = Activity("leave_out_of_wave", LeaveOut, Released)
 ASSIGN_PLAN = Activity("assign_plan", PlanAssignment, RecoveryPlanSpec)
 START_PLAN_FAILOVER = Activity("start_plan_failover", PlanRef, PlanJob)
+VALIDATE_PLAN = Activity("validate_plan", PlanRef, PlanValidation)
 START_PLAN_COMMIT = Activity("start_plan_commit", PlanRef, PlanJob)
 RELEASE_PLAN = Activity("release_plan", PlanRelease, Released)
 GET_WAVE_JOB = Activity("get_wave_job", AsrJobRef, AsrJob)

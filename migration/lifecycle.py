@@ -25,7 +25,7 @@ from migration.monitoring import PollPolicy, is_stalled, job_poll_delay, next_re
 if TYPE_CHECKING:
     from migration.contracts import Registered, ReplicationSnapshot
     from migration.outcome import StepError
-    from migration.ports import AsrJob
+    from migration.ports import AsrJob, VmHealth
 
 
 class Phase(StrEnum):
@@ -39,6 +39,8 @@ class Phase(StrEnum):
     TEST_FAILOVER = "TestFailover"
     AWAITING_CUTOVER = "AwaitingCutover"
     FAILING_OVER = "FailingOver"
+    # The failover job succeeded; the failed-over VM is checked before the commit (the point of no return).
+    VALIDATING = "Validating"
     COMMITTING = "Committing"
     COMPLETING = "Completing"
     MIGRATED = "Migrated"
@@ -73,12 +75,15 @@ ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     # A NotReady instance is re-checked when its owner fixes it and tags it again.
     P.NOT_READY: frozenset({P.REQUESTED, P.CANCELLED}),
     P.ENABLING_REPLICATION: frozenset({P.REPLICATING, P.FAILED, P.CANCELLED}),
-    P.REPLICATING: frozenset({P.READY_FOR_CUTOVER, P.FAILED, P.CANCELLED}),
+    # Validating: a retry's monitor (or a released wave member's) reads ASR and finds the item failed over.
+    P.REPLICATING: frozenset({P.READY_FOR_CUTOVER, P.VALIDATING, P.FAILED, P.CANCELLED}),
     P.READY_FOR_CUTOVER: frozenset({P.TEST_FAILOVER, P.AWAITING_CUTOVER, P.FAILED, P.CANCELLED}),
     P.TEST_FAILOVER: frozenset({P.AWAITING_CUTOVER, P.FAILED, P.CANCELLED}),
     # Replication can degrade while the window is awaited; the monitor then goes back to Replicating.
     P.AWAITING_CUTOVER: frozenset({P.FAILING_OVER, P.REPLICATING, P.FAILED, P.CANCELLED}),
-    P.FAILING_OVER: frozenset({P.COMMITTING, P.FAILED}),
+    P.FAILING_OVER: frozenset({P.VALIDATING, P.COMMITTING, P.FAILED}),
+    # The gate passed: commit. It failed or ran out of time: Failed, and no commit is sent.
+    P.VALIDATING: frozenset({P.COMMITTING, P.FAILED}),
     P.COMMITTING: frozenset({P.COMPLETING, P.FAILED}),
     P.COMPLETING: frozenset({P.MIGRATED, P.FAILED}),
     P.MIGRATED: frozenset(),
@@ -92,6 +97,7 @@ ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
             P.READY_FOR_CUTOVER,
             P.AWAITING_CUTOVER,
             P.FAILING_OVER,
+            P.VALIDATING,
             P.COMMITTING,
             P.COMPLETING,
         }
@@ -103,7 +109,7 @@ ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 # Phases in which the migration's own orchestration has ended (a retry or a new request starts another).
 TERMINAL_PHASES = frozenset({P.MIGRATED, P.FAILED, P.CANCELLED, P.NOT_READY})
 # From here on the failover was sent: never again, and never cancelled.
-FAILOVER_STARTED_PHASES = frozenset({P.FAILING_OVER, P.COMMITTING, P.COMPLETING, P.MIGRATED})
+FAILOVER_STARTED_PHASES = frozenset({P.FAILING_OVER, P.VALIDATING, P.COMMITTING, P.COMPLETING, P.MIGRATED})
 ACTIVE_PHASES = frozenset(Phase) - TERMINAL_PHASES
 # Phases before the failover that a machine's replication can be in while a wave cuts over.
 BEFORE_FAILOVER_PHASES = frozenset({P.REPLICATING, P.READY_FOR_CUTOVER, P.TEST_FAILOVER, P.AWAITING_CUTOVER})
@@ -148,6 +154,7 @@ class Stage(StrEnum):
     AWAIT_CUTOVER = "await_cutover"
     FAILOVER = "failover"
     WATCH_FAILOVER = "watch_failover"
+    VALIDATE = "validate"
     COMMIT = "commit"
     WATCH_COMMIT = "watch_commit"
     COMPLETE = "complete"
@@ -164,7 +171,8 @@ JOB_STAGES: dict[Stage, tuple[Stage, Stage]] = {
     S.ENABLE: (S.WATCH_ENABLE, S.MONITOR),
     S.TEST_FAILOVER: (S.WATCH_TEST_FAILOVER, S.TEST_CLEANUP),
     S.TEST_CLEANUP: (S.WATCH_TEST_CLEANUP, S.AWAIT_CUTOVER),
-    S.FAILOVER: (S.WATCH_FAILOVER, S.COMMIT),
+    # The failover job's success leads to the validation gate, not straight to the commit.
+    S.FAILOVER: (S.WATCH_FAILOVER, S.VALIDATE),
     S.COMMIT: (S.WATCH_COMMIT, S.COMPLETE),
     S.COMPLETE: (S.WATCH_COMPLETE, S.DONE),
     S.CANCEL: (S.WATCH_CANCEL, S.DONE),
@@ -175,6 +183,7 @@ STARTING_STAGE_OF: dict[Stage, Stage] = {watch: start for start, (watch, _) in J
 # The phase the record is in while the orchestration is at each stage that moves the failover along.
 STAGE_PHASE: dict[Stage, Phase] = {
     S.FAILOVER: P.FAILING_OVER, S.WATCH_FAILOVER: P.FAILING_OVER,
+    S.VALIDATE: P.VALIDATING,
     S.COMMIT: P.COMMITTING, S.WATCH_COMMIT: P.COMMITTING,
     S.COMPLETE: P.COMPLETING, S.WATCH_COMPLETE: P.COMPLETING,
 }  # fmt: skip
@@ -198,6 +207,9 @@ AWAIT_RECHECK = timedelta(hours=6)
 # Errors that mean the machine cannot be replicated as it stands (the owner has to act), not a failure.
 NOT_READY_ERROR_KINDS = frozenset({"not_found", "precondition"})
 CLAIMED_BY_WAVE = "ClaimedByWave"
+# The validation gate's defaults (settings VALIDATION_BOUND_SECONDS / VALIDATION_RECHECK_SECONDS).
+VALIDATION_BOUND = timedelta(minutes=20)
+VALIDATION_RECHECK = timedelta(minutes=1)
 
 
 class WorkflowState(BaseModel):
@@ -231,6 +243,11 @@ class WorkflowState(BaseModel):
     # Failed ASR jobs of the current step restarted so far (at most MAX_JOB_RESTARTS), and one due now.
     job_restarts: int = 0
     restart_pending: bool = False
+    # The validation gate: its bound and pause (fixed at start like the poll bounds) and its first look.
+    validation_bound_seconds: int = int(VALIDATION_BOUND.total_seconds())
+    validation_recheck_seconds: int = int(VALIDATION_RECHECK.total_seconds())
+    validation_started_at: AwareDatetime | None = None
+    validation_looks: int = 0
 
     @property
     def migration_id(self) -> str:
@@ -335,6 +352,8 @@ def after_register(state: WorkflowState, registered: Registered | None, error: S
         state.stage = Stage.ENABLE
     elif registered.phase in RESUME_WATCH and job_id:
         state.stage, state.job_id = RESUME_WATCH[registered.phase], job_id
+    elif registered.phase is Phase.VALIDATING:
+        state.stage = Stage.VALIDATE  # the failover went through; the VM is checked again (the bound starts again)
     else:
         state.stage = Stage.MONITOR
     state.replication_started_at = state.replication_started_at or now
@@ -397,6 +416,8 @@ def after_job(state: WorkflowState, job: AsrJob | None, error: StepError | None)
     state.job_restarts = 0
     if watched is Stage.WATCH_TEST_CLEANUP:
         state.test_failover_done = True
+    if state.stage is Stage.VALIDATE:
+        state.validation_started_at, state.validation_looks = None, 0
     if state.stage is not Stage.DONE:
         return Decision()
     if watched is Stage.WATCH_CANCEL:
@@ -419,7 +440,8 @@ def after_observation(state: WorkflowState, snapshot: ReplicationSnapshot | None
     if snapshot is None:
         return _fail(state, f"could not read replication state: {describe(error)}")
     if snapshot.failed_over:
-        state.stage = Stage.COMMIT
+        # Failed over (a retry, or a released wave member): the VM is checked before anything is committed.
+        state.stage, state.validation_started_at, state.validation_looks = Stage.VALIDATE, None, 0
         return Decision()
     if snapshot.ready_for_cutover:
         wants_test = state.request.test_failover and not state.test_failover_done
@@ -438,6 +460,65 @@ def after_observation(state: WorkflowState, snapshot: ReplicationSnapshot | None
     started = state.replication_started_at or now
     delay = next_replication_poll(policy, now=now, started_at=started, progress_percent=snapshot.progress_percent)
     return Decision([Sleep(now + delay, "replication")])
+
+
+def after_validation(state: WorkflowState, health: VmHealth | None, error: StepError | None,
+                     now: datetime) -> Decision:  # fmt: skip
+    """One look at the failed-over VM: commit when the gate passes; look again while the VM comes up, within the
+    bound; else Failed with the findings, and no commit is sent (commit is the point of no return)."""
+    started = state.validation_started_at or now
+    state.validation_started_at = started
+    state.validation_looks += 1
+    bound = timedelta(seconds=state.validation_bound_seconds)
+    if health is not None and health.passed:
+        state.stage, state.validation_started_at = Stage.COMMIT, None
+        return Decision([Note("ValidationPassed", f"{health.summary()}; committing")])
+    if health is not None and health.verdict == "failed":
+        return _validation_failed(state, health.summary(), health.findings, "")
+    if error is not None and not error.retryable:
+        return _validation_failed(state, "could not read the failed-over VM", (describe(error),), "")
+    findings = health.findings if health is not None else (describe(error),)
+    waited = now - started
+    if waited >= bound:
+        what = health.summary() if health is not None else "could not read the failed-over VM"
+        return _validation_failed(state, what, findings, f" within {_words(bound)}")
+    wake = min(now + timedelta(seconds=state.validation_recheck_seconds), started + bound)
+    return Decision([Sleep(wake, "validate")])
+
+
+def plan_gate(members: dict[str, VmHealth], errors: dict[str, str], retryable: dict[str, bool], *,
+              started: datetime, now: datetime, bound: timedelta) -> tuple[str, str]:  # fmt: skip
+    """A recovery plan's gate, from one look at every member's VM: ("commit", ""), ("wait", "") or ("fail", why).
+    The plan is committed as a whole, so one member that fails its gate (or is still not ready at the bound) keeps
+    the whole plan from being committed; the plan is then released and each member is validated on its own."""
+    failed = [f"{m}: {h.summary()} ({'; '.join(h.findings)})" for m, h in members.items() if h.verdict == "failed"]
+    failed += [f"{m}: could not read its VM ({e})" for m, e in errors.items() if not retryable.get(m)]
+    pending = [f"{m}: {h.summary()} ({'; '.join(h.findings)})" for m, h in members.items() if h.verdict == "pending"]
+    pending += [f"{m}: could not read its VM ({e})" for m, e in errors.items() if retryable.get(m)]
+    if failed:
+        return "fail", " | ".join(failed)
+    if not pending:
+        return "commit", ""
+    if now - started >= bound:
+        return "fail", f"not ready within {_words(bound)}: " + " | ".join(pending)
+    return "wait", ""
+
+
+def _validation_failed(state: WorkflowState, what: str, findings: tuple[str, ...], within: str) -> Decision:
+    found = "; ".join(findings) or "no finding"
+    reason = (
+        f"validation failed{within}: {what} ({found}); the failover was NOT committed. Check the VM in the target "
+        "resource group (boot diagnostics, serial console); if it is healthy, 'aws2azure retry' validates it again "
+        "and commits; otherwise roll the failover back by hand (the source in AWS is stopped, not changed)"
+    )
+    decision = _fail(state, reason)
+    decision.commands.insert(0, Note("ValidationFailed", f"{what}: {found}"))
+    return decision
+
+
+def _words(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def await_cutover(state: WorkflowState, now: datetime) -> Decision:

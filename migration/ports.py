@@ -109,6 +109,18 @@ class ReplicationState(BaseModel):
     test_failover_state: str | None = None
     health_errors: tuple[str, ...] = ()
     last_recovery_point: datetime | None = None
+    # Where the failover creates (created) the Azure VM: InMageRcmReplicationDetails.targetVmName and
+    # .targetResourceGroupId (an ARM resource group id), as the enable input set them.
+    target_vm_name: str | None = None
+    target_resource_group_id: str | None = None
+
+    @property
+    def target_vm_id(self) -> str | None:
+        """The failed-over VM's ARM id (Microsoft.Compute/virtualMachines under the target resource group)."""
+        if not self.target_vm_name or not self.target_resource_group_id:
+            return None
+        group = self.target_resource_group_id.rstrip("/")
+        return f"{group}/providers/Microsoft.Compute/virtualMachines/{self.target_vm_name}"
 
 
 class AsrJob(BaseModel):
@@ -130,6 +142,91 @@ class AsrJob(BaseModel):
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_JOB_STATES
+
+
+VmVerdict = Literal["passed", "pending", "failed"]
+# Status codes of the VM instance view (VirtualMachineInstanceView.statuses[].code, azure-rest-api-specs
+# VirtualMachine_Get_InstanceView.json; power states as the Azure SDKs' PowerState enumerates them).
+PROVISIONING_SUCCEEDED = "succeeded"
+POWER_RUNNING = "running"
+POWER_STARTING = "starting"
+AGENT_READY = "Ready"
+
+
+class VmHealth(BaseModel):
+    """What the validation gate saw of a failed-over VM in one look (its instance view), and the verdict.
+
+    ``passed``: provisioning succeeded, the VM runs and its VM agent reports Ready. ``pending``: not yet (still
+    provisioning or starting, the agent not Ready yet, the VM not found yet): look again within the bound.
+    ``failed``: a state that will not come right by waiting (provisioning failed, the VM stopped or deallocated).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    vm_id: str
+    provisioning_state: str | None = None  # "succeeded", "failed", "creating", ... (ProvisioningState/<x>)
+    power_state: str | None = None  # "running", "starting", "stopped", "deallocated", ... (PowerState/<x>)
+    agent_status: str | None = None  # vmAgent.statuses[0].displayStatus: "Ready", "Not Ready"
+    agent_message: str = ""
+    boot_diagnostics: str = ""  # bootDiagnostics.status (an error), or where its screenshot/serial log is
+    found: bool = True
+    verdict: VmVerdict = "pending"
+    findings: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+    def summary(self) -> str:
+        if not self.found:
+            return f"VM {self.vm_id} not found"
+        return (f"VM {self.vm_id}: provisioning {self.provisioning_state or 'unknown'}, power "
+                f"{self.power_state or 'unknown'}, VM agent {self.agent_status or 'not reporting'}")  # fmt: skip
+
+    @classmethod
+    def judge(cls, vm_id: str, *, provisioning_state: str | None, power_state: str | None,
+              agent_status: str | None, agent_message: str = "", boot_diagnostics: str = "") -> VmHealth:  # fmt: skip
+        """The verdict from the instance view's codes (lower-case after the slash, as ARM writes them)."""
+        findings: list[str] = []
+        failed = pending = False
+        prov = (provisioning_state or "").lower()
+        power = (power_state or "").lower()
+        if prov == "failed":
+            failed = True
+            findings.append("provisioning failed (ProvisioningState/failed)")
+        elif prov != PROVISIONING_SUCCEEDED:
+            pending = True
+            findings.append(f"provisioning not finished (ProvisioningState/{prov or 'unknown'})")
+        if power in ("stopped", "stopping", "deallocated", "deallocating"):
+            failed = True
+            findings.append(f"the VM is not running (PowerState/{power})")
+        elif power != POWER_RUNNING:
+            pending = True
+            findings.append(f"the VM is not running yet (PowerState/{power or 'unknown'})")
+        if agent_status != AGENT_READY:
+            pending = True
+            words = f"the VM agent is {agent_status or 'not reporting'}"
+            findings.append(words + (f": {agent_message}" if agent_message else ""))
+        if boot_diagnostics and (failed or pending):
+            findings.append(f"boot diagnostics: {boot_diagnostics}")
+        verdict: VmVerdict = "failed" if failed else "pending" if pending else "passed"
+        return cls(vm_id=vm_id, provisioning_state=provisioning_state, power_state=power_state,
+                   agent_status=agent_status, agent_message=agent_message, boot_diagnostics=boot_diagnostics,
+                   verdict=verdict, findings=tuple(findings))  # fmt: skip
+
+    @classmethod
+    def not_found(cls, vm_id: str) -> VmHealth:
+        return cls(vm_id=vm_id, found=False, verdict="pending",
+                   findings=(f"the VM {vm_id} does not exist (ResourceNotFound)",))  # fmt: skip
+
+
+class VmInspector(Protocol):
+    """The failed-over VM, read through Microsoft.Compute (the Azure adapter: azure-mgmt-compute)."""
+
+    def inspect(self, vm_id: str) -> VmHealth:
+        """One look at the VM's instance view (virtualMachines/{vm}/instanceView). A VM that does not exist is
+        ``VmHealth.not_found``; throttling and 5xx raise ThrottledError / TransientCloudError."""
+        ...
 
 
 @runtime_checkable

@@ -126,6 +126,7 @@ _PHASE_PROGRESS: dict[Phase, float] = {
     Phase.TEST_FAILOVER: 82.0,
     Phase.AWAITING_CUTOVER: 85.0,
     Phase.FAILING_OVER: 90.0,
+    Phase.VALIDATING: 93.0,
     Phase.COMMITTING: 95.0,
     Phase.COMPLETING: 98.0,
     Phase.MIGRATED: 100.0,

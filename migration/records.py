@@ -19,9 +19,11 @@ ReplicationHealth = Literal["Normal", "Warning", "Critical", "None"]
 REQUEST_FIELDS = tuple(MigrationRequestedData.model_fields)
 
 
-# Entering COMMITTING means the failover job succeeded (the commit follows it at once), and so on.
+# Entering VALIDATING means the failover job succeeded (a recovery plan's members go straight to COMMITTING, which
+# then marks it), and so on.
 _PHASE_STAMPS = {
     Phase.FAILING_OVER: "failover_started_at",
+    Phase.VALIDATING: "failover_done_at",
     Phase.COMMITTING: "failover_done_at",
     Phase.COMPLETING: "committed_at",
     Phase.MIGRATED: "completed_at",
@@ -50,6 +52,18 @@ class CutoverTimeline(BaseModel):
         if self.source_stopped_at is None or self.failover_done_at is None:
             return None
         return (self.failover_done_at - self.source_stopped_at).total_seconds()
+
+
+class ValidationResult(BaseModel):
+    """The validation gate's latest look at the failed-over VM (migration.ports.VmHealth, as the record keeps it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vm_id: str
+    verdict: Literal["passed", "pending", "failed"]
+    summary: str
+    findings: list[str] = Field(default_factory=list)
+    checked_at: AwareDatetime
 
 
 class PhaseChange(BaseModel):
@@ -88,6 +102,9 @@ class MigrationRecord(BaseModel):
     # failover and commit, and the instance's own orchestration only completes the migration.
     cutover_plan: str | None = None
     timeline: CutoverTimeline = Field(default_factory=CutoverTimeline)
+    # The Azure VM the failover created (its ARM id) and the validation gate's latest look at it (docs/VALIDATION.md).
+    target_vm_id: str | None = None
+    validation: ValidationResult | None = None
     # The latest phase change (numbered); None for a record written before notifications existed.
     last_change: PhaseChange | None = None
     created_at: AwareDatetime
@@ -168,6 +185,11 @@ class MigrationRecord(BaseModel):
     def _timeline_from_text(cls, value: object) -> object:
         # Table Storage has no nested properties: the store keeps the timeline as its JSON text.
         return CutoverTimeline.model_validate_json(value) if isinstance(value, str) else value
+
+    @field_validator("validation", mode="before")
+    @classmethod
+    def _validation_from_text(cls, value: object) -> object:
+        return ValidationResult.model_validate_json(value) if isinstance(value, str) else value
 
     @field_validator("last_change", mode="before")
     @classmethod

@@ -32,8 +32,10 @@ from migration.ports import (
     MigrationStore,
     ReplicationPlan,
     ReplicationState,
+    VmHealth,
+    VmInspector,
 )
-from migration.records import MigrationEvent, MigrationRecord
+from migration.records import MigrationEvent, MigrationRecord, ValidationResult
 
 logger = logging.getLogger("aws2azure.steps")
 
@@ -60,8 +62,13 @@ class MigrationSteps:
                  target_tags: dict[str, str] | None = None, default_subnet: str,
                  default_vm_size: str | None = None,
                  discovery_timeout: timedelta = timedelta(hours=1),
-                 outbox: NotificationOutbox | None = None) -> None:  # fmt: skip
+                 outbox: NotificationOutbox | None = None, vms: VmInspector | None = None,
+                 target_resource_group_id: str | None = None) -> None:  # fmt: skip
         self.store = store
+        self.vms = vms
+        # Where enable replication put the failed-over VM (TARGET_RESOURCE_GROUP_ID): used only when ASR's item no
+        # longer names it (InMageRcmReplicationDetails.targetResourceGroupId / targetVmName).
+        self.target_resource_group_id = target_resource_group_id
         self.outbox = outbox
         self.asr = asr
         self.clock = clock
@@ -339,6 +346,38 @@ class MigrationSteps:
         self._log(moved, "AsrJobRestarted", f"ASR job {job_id} failed; restarted as {new_job} (ASR offered Restart)",
                   job_id=new_job, restarted_job_id=job_id)  # fmt: skip
         return JobStarted(job_id=new_job, protected_item_name=item)
+
+    def validate_failover(self, migration_id: str, *, audit: bool = False) -> VmHealth:
+        """The validation gate's one look at the failed-over VM: its instance view, recorded on the record
+        (``validation``) with the VM's id (``target_vm_id``). The orchestration decides from the verdict: commit,
+        look again, or fail without committing. ``audit``: also write a final verdict (passed, failed) in the audit
+        log (a recovery plan's gate; a lone migration's decision writes its own)."""
+        if self.vms is None:
+            raise PreconditionFailed("no VM inspector is configured: the failover is not committed unchecked",
+                                     code="NotSupported")  # fmt: skip
+        record = self.store.get(migration_id)
+        item = _require_item(record)
+        vm_id = record.target_vm_id or self._target_vm_id(record, item)
+        health = self.vms.inspect(vm_id)
+        result = ValidationResult(vm_id=vm_id, verdict=health.verdict, summary=health.summary(),
+                                  findings=list(health.findings), checked_at=self.clock.now())  # fmt: skip
+        reason = "" if health.passed else f"validating the failed-over VM: {'; '.join(health.findings)}"
+        moved = self._move(migration_id, Phase.VALIDATING, reason=reason, target_vm_id=vm_id, validation=result)
+        if audit and health.verdict != "pending":
+            kind = "ValidationPassed" if health.passed else "ValidationFailed"
+            self._log(moved, kind, health.summary() + (f": {'; '.join(health.findings)}" if health.findings else ""),
+                      vm_id=vm_id)  # fmt: skip
+        return health
+
+    def _target_vm_id(self, record: MigrationRecord, item: str) -> str:
+        state = self.asr.get_replication_state(item)
+        if state.target_vm_id:
+            return state.target_vm_id
+        if not self.target_resource_group_id:
+            raise PermanentCloudError(f"ASR names no target VM for {item} and no target resource group is set",
+                                      code="TargetVmUnknown")  # fmt: skip
+        return (f"{self.target_resource_group_id.rstrip('/')}/providers/Microsoft.Compute/virtualMachines/"
+                f"{_azure_vm_name(record)}")  # fmt: skip
 
     def start_commit(self, migration_id: str) -> JobStarted:
         return self._start_operation(migration_id, Phase.COMMITTING, "Commit", self.asr.begin_commit)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from devstack.asr_sim import arm, offazure, render
+from devstack.asr_sim import arm, compute, offazure, render
 from devstack.asr_sim.arm import API_VERSION
 from devstack.asr_sim.engine import Simulator
 from devstack.asr_sim.errors import ArmError, not_found
@@ -372,4 +372,5 @@ HANDLERS: dict[str, Handler] = {
     "ReplicationRecoveryPlans_OperationResults": plan_operation_result,
     "SupportedOperatingSystems_Get": supported_os,
     **offazure.HANDLERS,
+    **compute.HANDLERS,
 }

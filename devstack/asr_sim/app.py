@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote
 
 from pydantic import BaseModel, ValidationError
 
-from devstack.asr_sim import api, offazure, routes, schema
+from devstack.asr_sim import api, compute, offazure, routes, schema
 from devstack.asr_sim.arm import API_VERSION, SUPPORTED_API_VERSIONS, iso
 from devstack.asr_sim.contract import FaultPlan, MachineSeed, ResetRequest, SimConfig
 from devstack.asr_sim.engine import Simulator
@@ -139,6 +139,9 @@ class AsrSimulatorApp:
         discovery = offazure.route(self.sim, method, path, query.get("api-version"))
         if discovery is not None:
             return routes.Match(discovery[0], discovery[1]), discovery[1]
+        vm = compute.route(method, path, query.get("api-version"))
+        if vm is not None:
+            return routes.Match(vm[0], vm[1]), vm[1]
         prefix = routes.VAULT_PREFIX.match(path)
         if prefix is None:
             raise ArmError(404, "InvalidResourceType", f"No route for '{path}'.")
@@ -181,6 +184,8 @@ class AsrSimulatorApp:
         return found, found.params
 
     def _machine_of(self, params: dict[str, str], raw: bytes) -> str | None:
+        if "vm" in params:
+            return compute.machine_of(self.sim, params)
         if "item" in params:
             known = self.sim.item_machine.get(params["item"])
             # Enabling names the machine only in its body (protectableItemId ends with the machine name).

@@ -84,6 +84,13 @@ class FaultRule(BaseModel):
     stalled: bool = False
     # The machine's OS counts as unsupported by InMageRcm whatever its name.
     unsupported_os: bool = False
+    # The Azure VM a failover of this machine creates (Microsoft.Compute instance view): it shows PowerState/starting
+    # and no VM agent for this many virtual seconds after the failover; a power state or provisioning state that
+    # overrides the healthy one ("stopped", "deallocated"; "failed"); a VM agent that never reports Ready.
+    vm_boot_seconds: int = Field(default=0, ge=0)
+    vm_power_state: Literal["starting", "running", "stopping", "stopped", "deallocating", "deallocated"] | None = None
+    vm_provisioning_state: Literal["succeeded", "failed", "creating", "updating"] | None = None
+    vm_agent_ready: bool = True
 
 
 class JobEnd(BaseModel):

@@ -141,6 +141,13 @@ class SimulatorControl:
         )
         return self.apply_faults(plan)
 
+    def vm_fault(self, key: str, **vm: Any) -> FaultPlan:
+        """Make one machine's failed-over VM unhealthy or slow, keeping every other fault in force: ``vm`` is
+        FaultRule's vm_* fields without the prefix (boot_seconds=600, power_state="stopped", agent_ready=False)."""
+        plan = self.faults()
+        rule = plan.machines.get(key, FaultRule()).model_copy(update={f"vm_{k}": v for k, v in vm.items()})
+        return self.apply_faults(plan.model_copy(update={"machines": {**plan.machines, key: rule}}))
+
     def apply_faults(self, plan: FaultPlan) -> FaultPlan:
         return FaultPlan.model_validate(self._call("PUT", "/faults", json=plan.model_dump(mode="json")))
 

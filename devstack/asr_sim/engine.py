@@ -16,6 +16,7 @@ from typing import Any
 
 from devstack.asr_sim import arm
 from devstack.asr_sim.arm import PROVIDER, Vault, stable_uuid, unit_fraction
+from devstack.asr_sim.compute import FailedOverVm, vm_from_settings
 from devstack.asr_sim.contract import (
     AsrErrorSpec,
     FaultPlan,
@@ -79,6 +80,8 @@ class Simulator:
         self.jobs: dict[str, Job] = {}
         self.job_order: list[str] = []
         self.plans: dict[str, RecoveryPlan] = {}
+        # The Azure VMs failovers created, by lower-case subscription/resource group/name (they outlive the item).
+        self.vms: dict[str, FailedOverVm] = {}
         # Replicated item name -> machine name, kept after the item is gone (for request attribution).
         self.item_machine: dict[str, str] = {}
         self._pending: list[tuple[datetime, int, str]] = []
@@ -450,6 +453,9 @@ class Simulator:
             return
         item.failover = "CommitPending"
         item.last_failover_time = at
+        vm = vm_from_settings(item.settings, item.machine_name, at)
+        if vm is not None:
+            self.vms[vm.key] = vm
         item.failover_recovery_point_id = self._recovery_point_id(item, at)
 
     def _on_Commit(self, item: ProtectedItem, job: Job, ok: bool, at: datetime) -> None:

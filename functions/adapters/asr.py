@@ -460,6 +460,8 @@ def replication_state_from(item: asr.ReplicationProtectedItem) -> ReplicationSta
         test_failover_state=props.test_failover_state,
         health_errors=tuple(dict.fromkeys(health_errors)),
         last_recovery_point=last_point,
+        target_vm_name=rcm.target_vm_name if rcm is not None else None,
+        target_resource_group_id=rcm.target_resource_group_id if rcm is not None else None,
     )
 
 

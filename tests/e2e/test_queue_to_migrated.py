@@ -73,6 +73,45 @@ def test_a_request_on_the_queue_ends_migrated_with_one_failover_despite_duplicat
         assert expected in kinds
     phases = [e.message for e in store.list_events(migration_id(instance)) if e.kind == "PhaseChanged"]
     assert phases[-1].endswith("-> Migrated")
+    # The validation gate looked at the failed-over VM before the commit.
+    assert "FailingOver -> Validating" in phases
+    assert "Validating -> Committing" in phases
+    assert "ValidationPassed" in kinds
+    assert record.validation is not None
+    assert record.validation.verdict == "passed"
+    assert record.target_vm_id is not None
+    assert record.target_vm_id.endswith(f"/virtualMachines/{instance}")
+
+
+def test_a_failed_over_vm_that_fails_the_gate_is_not_committed(stack: tuple[Stack, StackSettings]) -> None:
+    _, settings = stack
+    assert settings.asr is not None
+    assert settings.azurite is not None
+    sim = SimulatorControl.from_endpoint(settings.asr)
+    api, queue = api_of(settings), intake_queue(settings)
+    instance = "i-0e2e0000000000002"
+    item = sim.seed_machine("10.20.0.12", "Linux", "Ubuntu 22.04 LTS", [64], friendly_name=instance)
+    sim.vm_fault("10.20.0.12", power_state="stopped")  # the VM the failover creates does not run
+    request = {"private_ip": "10.20.0.12", "os_family": "linux", "wave": "e2e", "request_id": "r-e2e-2"}
+    send_event(queue, "MigrationRequested", instance, request)
+    wait_for(lambda: phase_of(api, instance) == "AwaitingCutover", what="AwaitingCutover")
+    send_event(queue, "FailoverRequested", instance, {"requested_by": "schedule", "source_stopped": True})
+    wait_for(lambda: phase_of(api, instance) == "Failed", timeout=120, what="Failed")
+
+    stats = sim.stats()
+    assert stats.failovers_started.get(item) == 1
+    assert stats.commits_started.get(item, 0) == 0, stats.commits_started
+    writes = [r.operation for r in sim.requests() if r.kind == "write" and r.machine == item]
+    assert "ReplicationProtectedItems_FailoverCommit" not in writes, writes
+    store = TableStore(TableServiceClient.from_connection_string(settings.azurite.connection_string))
+    record = store.get(migration_id(instance))
+    assert "PowerState/stopped" in record.reason
+    assert "NOT committed" in record.reason
+    assert record.validation is not None
+    assert record.validation.verdict == "failed"
+    failed = [e for e in store.list_events(migration_id(instance)) if e.kind == "ValidationFailed"]
+    assert failed
+    assert "PowerState/stopped" in failed[0].message
 
 
 def test_an_invalid_message_goes_to_the_poison_queue_and_nothing_starts(stack: tuple[Stack, StackSettings]) -> None:

@@ -77,3 +77,41 @@ def test_a_member_deleted_from_asr_is_left_out_and_the_others_migrate(stack: tup
     # Exactly one recovery plan failover, and it did not include the purged item.
     stats = sim.stats()
     assert stats.failover_requests.get(item) is None
+
+
+def test_a_plan_whose_member_fails_its_gate_commits_only_the_healthy_members(
+    stack: tuple[Stack, StackSettings],
+) -> None:
+    _, settings = stack
+    assert settings.asr is not None
+    sim = SimulatorControl.from_endpoint(settings.asr)
+    api, queue = api_of(settings), intake_queue(settings)
+    wave = "wave-gate"
+    instances = [f"i-0bbb{n:013x}" for n in range(3)]
+    items = {}
+    for n, instance in enumerate(instances):
+        ip = f"10.73.0.{n + 10}"
+        items[instance] = sim.seed_machine(ip, "Linux", "Ubuntu 22.04 LTS", [32], friendly_name=instance)
+        send_event(queue, "MigrationRequested", instance,
+                   {"private_ip": ip, "os_family": "linux", "wave": wave, "request_id": f"r-gate-{n}"})  # fmt: skip
+    bad = instances[2]
+    sim.vm_fault("10.73.0.12", power_state="stopped")  # the VM the plan's failover creates for it does not run
+    wait_for(functools.partial(_all_in, api, instances, {"AwaitingCutover"}), timeout=300, what="AwaitingCutover")
+
+    api.cut_over_wave(wave, source_stopped=True)
+    good = [i for i in instances if i != bad]
+    wait_for(functools.partial(_all_in, api, good, {"Migrated"}), timeout=300, what="the healthy members Migrated")
+    wait_for(lambda: phase_of(api, bad) == "Failed", timeout=120, what="the unhealthy member Failed")
+
+    stats = sim.stats()
+    assert all(stats.failovers_started.get(items[i]) == 1 for i in instances), stats.failovers_started
+    # The plan was not committed; each healthy member was validated again and committed alone, the bad one never.
+    assert stats.commits_started.get(items[bad], 0) == 0, stats.commits_started
+    assert all(stats.commits_started.get(items[i]) == 1 for i in good), stats.commits_started
+    operations = [r.operation for r in sim.requests() if f"aws2azure-{wave}-" in r.path]
+    assert "ReplicationRecoveryPlans_UnplannedFailover" in operations
+    assert "ReplicationRecoveryPlans_FailoverCommit" not in operations
+    record = api.get(migration_id(bad))
+    assert "PowerState/stopped" in record["migration"]["reason"]
+    assert "NOT committed" in record["migration"]["reason"]
+    assert any(e["kind"] == "ValidationFailed" for e in record["events"])

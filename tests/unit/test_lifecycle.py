@@ -10,7 +10,7 @@ from migration import lifecycle as lc
 from migration.contracts import Registered, ReplicationSnapshot
 from migration.lifecycle import Finish, Note, Phase, Record, Sleep, Stage, WorkflowState
 from migration.outcome import StepError
-from migration.ports import AsrJob
+from migration.ports import AsrJob, VmHealth
 
 NOW = datetime(2026, 12, 1, 22, tzinfo=UTC)
 REQUEST = {"instance": {"account_id": "123456789012", "region": "eu-west-1", "instance_id": "i-0123456789abcdef0"},
@@ -197,3 +197,123 @@ def test_a_failed_plan_sends_its_member_back_to_asr_s_state() -> None:
     assert isinstance(note, Note)
     assert "28031" in note.message
     assert s.stage is Stage.MONITOR
+
+
+# -- the validation gate between failover and commit ---------------------------------------------------
+
+VM = "/subscriptions/s/resourceGroups/target/providers/Microsoft.Compute/virtualMachines/i-0123456789abcdef0"
+
+
+def vm(power: str = "running", agent: str | None = "Ready", provisioning: str = "succeeded") -> VmHealth:
+    return VmHealth.judge(VM, provisioning_state=provisioning, power_state=power, agent_status=agent)
+
+
+def test_the_failover_job_s_success_leads_to_the_gate_not_the_commit() -> None:
+    s = state(stage=Stage.WATCH_FAILOVER, job_id="job-f")
+    assert lc.after_job(s, AsrJob(job_id="job-f", state="Succeeded"), None).commands == []
+    assert s.stage is Stage.VALIDATE
+    assert Stage.VALIDATE in lc.FAILOVER_STARTED_STAGES
+    assert Phase.VALIDATING in lc.FAILOVER_STARTED_PHASES
+    assert not lc.is_cancellable(Phase.VALIDATING)
+    assert lc.ALLOWED_TRANSITIONS[Phase.VALIDATING] == {Phase.COMMITTING, Phase.FAILED}
+
+
+def test_a_vm_that_runs_with_a_ready_agent_passes_and_is_committed() -> None:
+    s = state(stage=Stage.VALIDATE)
+    [note] = lc.after_validation(s, vm(), None, NOW).commands
+    assert isinstance(note, Note)
+    assert note.kind == "ValidationPassed"
+    assert s.stage is Stage.COMMIT
+
+
+def test_a_vm_still_starting_is_looked_at_again_after_a_short_pause() -> None:
+    s = state(stage=Stage.VALIDATE)
+    [sleep] = lc.after_validation(s, vm(power="starting", agent=None), None, NOW).commands
+    assert sleep == Sleep(NOW + lc.VALIDATION_RECHECK, "validate")
+    assert s.stage is Stage.VALIDATE
+    assert s.validation_started_at == NOW
+    # A VM not found yet, or an agent not Ready yet, is a wait too.
+    [sleep] = lc.after_validation(s, VmHealth.not_found(VM), None, NOW + timedelta(minutes=1)).commands
+    assert isinstance(sleep, Sleep)
+    [sleep] = lc.after_validation(s, vm(agent="Not Ready"), None, NOW + timedelta(minutes=2)).commands
+    assert isinstance(sleep, Sleep)
+    assert s.validation_looks == 3
+
+
+def test_past_the_bound_the_migration_fails_with_the_findings_and_nothing_is_committed() -> None:
+    s = state(stage=Stage.VALIDATE, validation_started_at=NOW, validation_bound_seconds=1200)
+    note, finish = lc.after_validation(s, vm(agent="Not Ready"), None, NOW + timedelta(minutes=20)).commands
+    assert isinstance(note, Note)
+    assert note.kind == "ValidationFailed"
+    assert "the VM agent is Not Ready" in note.message
+    assert isinstance(finish, Finish)
+    assert finish.phase is Phase.FAILED
+    assert "within 20 min" in finish.reason
+    assert "NOT committed" in finish.reason
+    assert "aws2azure retry" in finish.reason
+    assert "roll the failover back by hand" in finish.reason
+    assert s.stage is Stage.DONE
+
+
+def test_the_last_look_before_the_bound_falls_on_the_bound() -> None:
+    s = state(stage=Stage.VALIDATE, validation_started_at=NOW, validation_bound_seconds=90,
+              validation_recheck_seconds=60)  # fmt: skip
+    [sleep] = lc.after_validation(s, vm(power="starting", agent=None), None, NOW + timedelta(seconds=60)).commands
+    assert sleep == Sleep(NOW + timedelta(seconds=90), "validate")
+
+
+def test_a_stopped_or_failed_vm_fails_at_once() -> None:
+    for health in (vm(power="stopped"), vm(power="deallocated"), vm(provisioning="failed")):
+        s = state(stage=Stage.VALIDATE)
+        note, finish = lc.after_validation(s, health, None, NOW).commands
+        assert isinstance(note, Note)
+        assert note.kind == "ValidationFailed"
+        assert isinstance(finish, Finish)
+        assert finish.phase is Phase.FAILED
+        assert "within" not in finish.reason
+
+
+def test_a_permanent_error_reading_the_vm_fails_without_a_commit() -> None:
+    s = state(stage=Stage.VALIDATE)
+    error = StepError(kind="permanent", message="AuthorizationFailed")
+    _, finish = lc.after_validation(s, None, error, NOW).commands
+    assert isinstance(finish, Finish)
+    assert finish.phase is Phase.FAILED
+    assert "AuthorizationFailed" in finish.reason
+
+
+def test_a_retry_of_a_failed_over_item_is_validated_before_the_commit() -> None:
+    s = state(stage=Stage.MONITOR)
+    assert lc.after_observation(s, snapshot(failed_over=True), None, NOW).commands == []
+    assert s.stage is Stage.VALIDATE
+    s = state()
+    registered = Registered(migration_id="m", phase=Phase.VALIDATING, protected_item_name="item",
+                            current_job_id="job-f", new_request=False)  # fmt: skip
+    lc.after_register(s, registered, None, NOW)
+    assert s.stage is Stage.VALIDATE
+
+
+def test_the_verdict_from_the_instance_view_codes() -> None:
+    assert vm().passed
+    assert vm().findings == ()
+    assert vm(power="starting").verdict == "pending"
+    assert vm(provisioning="creating").verdict == "pending"
+    stopped = vm(power="stopped", agent=None)
+    assert stopped.verdict == "failed"
+    assert "the VM is not running (PowerState/stopped)" in stopped.findings
+
+
+def test_a_recovery_plan_commits_only_when_every_member_passes() -> None:
+    bound = timedelta(minutes=20)
+    ok, starting, stopped = vm(), vm(power="starting", agent=None), vm(power="stopped")
+    assert lc.plan_gate({"a": ok, "b": ok}, {}, {}, started=NOW, now=NOW, bound=bound) == ("commit", "")
+    assert lc.plan_gate({"a": ok, "b": starting}, {}, {}, started=NOW, now=NOW, bound=bound) == ("wait", "")
+    verdict, why = lc.plan_gate({"a": ok, "b": starting}, {}, {}, started=NOW, now=NOW + bound, bound=bound)
+    assert verdict == "fail"
+    assert "b: " in why
+    assert "not ready within 20 min" in why
+    verdict, why = lc.plan_gate({"a": ok, "b": stopped}, {}, {}, started=NOW, now=NOW, bound=bound)
+    assert verdict == "fail"
+    assert "PowerState/stopped" in why
+    assert lc.plan_gate({"a": ok}, {"b": "503"}, {"b": True}, started=NOW, now=NOW, bound=bound)[0] == "wait"
+    assert lc.plan_gate({"a": ok}, {"b": "403"}, {"b": False}, started=NOW, now=NOW, bound=bound)[0] == "fail"

@@ -57,6 +57,8 @@ class World:
     stall_at: int | None = None
     overrides: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     register_answer: dict[str, Any] | None = None
+    # The validation gate's looks at the failed-over VM, in order ("passed" once they run out).
+    vm_looks: list[str] = field(default_factory=list)
 
     def start_job(self, name: str, now: datetime) -> dict[str, Any]:
         job_id = f"job-{name}-{len(self.jobs)}"
@@ -96,6 +98,13 @@ class World:
                           progress_percent=progress, ready_for_cutover=ready and not self.failed_over,
                           failed_over=self.failed_over,
                           health_errors=["NoProgress"] if self.stall_at is not None else [])  # fmt: skip
+            case "validate_failover":
+                verdict = self.vm_looks.pop(0) if self.vm_looks else "passed"
+                findings = [] if verdict == "passed" else [f"the VM is not running (PowerState/{verdict})"]
+                return ok(vm_id="/subscriptions/s/resourceGroups/t/providers/Microsoft.Compute/virtualMachines/i-1",
+                          provisioning_state="succeeded", power_state="running" if verdict == "passed" else "starting",
+                          agent_status="Ready", verdict="passed" if verdict == "passed" else
+                          "failed" if verdict == "stopped" else "pending", findings=findings)  # fmt: skip
             case "record_phase":
                 self.phases.append((payload["phase"], payload["reason"]))
                 return ok()
@@ -451,3 +460,26 @@ def test_the_poll_floor_comes_from_the_settings_the_orchestration_started_with()
     replay.complete_activity(replay.activities[0], world(replay.activities[0], replay))  # enable replication
     replay.episode()
     assert [t.fire_at - START for t in replay.timers] == [timedelta(seconds=60)]
+
+
+def test_the_gate_looks_again_while_the_vm_starts_then_commits() -> None:
+    world = World(vm_looks=["starting", "starting"])
+    replay = Replay(HANDLE, request(), START)
+    output = replay.run(world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED,
+                                                         failover_event()))  # fmt: skip
+    assert output["outcome"] == "Migrated"
+    assert calls(replay)["validate_failover"] == 3
+    assert calls(replay)["start_commit"] == 1
+    assert "ValidationPassed" in {kind for kind, _ in world.notes}
+
+
+def test_a_vm_that_fails_the_gate_is_never_committed() -> None:
+    world = World(vm_looks=["stopped"])
+    replay = Replay(HANDLE, request(), START)
+    output = replay.run(world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED,
+                                                         failover_event()))  # fmt: skip
+    assert output["outcome"] == "Failed"
+    assert calls(replay)["start_commit"] == 0
+    assert world.phases[-1][0] == "Failed"
+    assert "NOT committed" in world.phases[-1][1]
+    assert any(kind == "ValidationFailed" and "PowerState/stopped" in message for kind, message in world.notes)

@@ -13,6 +13,7 @@ from functions.wave_orchestration import MIGRATE_PLAN, bp
 from migration.errors import InvalidInput, PreconditionFailed
 from migration.events import MigrationRequestedData
 from migration.lifecycle import CLAIMED_BY_WAVE, Phase
+from migration.ports import VmHealth
 from migration.steps import MigrationSteps
 from migration.waves import (
     RecoveryPlanSpec,
@@ -190,7 +191,12 @@ def plan_payload(name: str, size: int) -> dict[str, Any]:
     return {"name": name, "members": members}
 
 
-def plan_answers(failing: bool = False) -> Any:
+def healthy(migration_id: str) -> dict[str, Any]:
+    return VmHealth.judge(f"vm-{migration_id}", provisioning_state="succeeded", power_state="running",
+                          agent_status="Ready").model_dump(mode="json")  # fmt: skip
+
+
+def plan_answers(failing: bool = False, unhealthy: tuple[str, ...] = ()) -> Any:
     jobs: dict[str, datetime] = {}
 
     def respond(activity: PendingActivity, replay: Replay) -> Any:
@@ -206,6 +212,12 @@ def plan_answers(failing: bool = False) -> Any:
             state = ("Failed" if failed else "Succeeded") if done else "InProgress"
             errors = ["28031: a VM failed to start"] if failed else []
             return {"ok": True, "value": {"job_id": job_id, "state": state, "errors": errors}}
+        if activity.name == "validate_plan":
+            members = {m["migration_id"]: healthy(m["migration_id"]) for m in payload["plan"]["members"]}
+            for bad in unhealthy:
+                members[bad] = VmHealth.judge(f"vm-{bad}", provisioning_state="succeeded", power_state="stopped",
+                                              agent_status=None).model_dump(mode="json")  # fmt: skip
+            return {"ok": True, "value": {"members": members}}
         if activity.name == "notify_plan_members":
             return {"ok": True, "value": {"members": len(payload["plan"]["members"])}}
         if activity.name == "release_plan":
@@ -220,7 +232,7 @@ def test_a_plan_fails_over_and_commits_watched_by_a_short_poll_with_bounded_hist
     output = replay.run(plan_answers())
     assert output["outcome"] == "Committed"
     order = [name for name, _ in replay.calls if name != "get_wave_job"]
-    assert order == ["start_plan_failover", "start_plan_commit", "notify_plan_members"]
+    assert order == ["start_plan_failover", "validate_plan", "start_plan_commit", "notify_plan_members"]
     # The 12-minute failover job is seen done within a minute of its end (a 1-minute poll), not 5.
     assert replay.now - START <= timedelta(minutes=12 + 1 + 12 + 1)
     assert replay.max_history < 300
@@ -266,3 +278,15 @@ def test_a_wave_window_in_the_past_or_too_far_ahead_is_refused_with_what_to_do(o
         check_wave_window(START + offset, START)
     check_wave_window(START + timedelta(hours=1), START)
     check_wave_window(None, START)
+
+
+def test_a_plan_whose_member_fails_its_gate_is_not_committed_and_is_released_with_the_findings() -> None:
+    replay = Replay(PLAN_HANDLE, {"wave": "w1", "plan": plan_payload("p0", 3)}, START)
+    output = replay.run(plan_answers(unhealthy=("m-p0-1",)))
+    assert output["outcome"] == "Failed"
+    assert "m-p0-1" in output["reason"]
+    assert "PowerState/stopped" in output["reason"]
+    assert "NOT committed" in output["reason"]
+    names_called = [name for name, _ in replay.calls]
+    assert "start_plan_commit" not in names_called
+    assert names_called.count("release_plan") == 1

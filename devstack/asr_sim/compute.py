@@ -1,0 +1,150 @@
+"""Microsoft.Compute as a failover leaves it: the VM each successful failover created, and its instance view.
+
+Path, answer shape and codes follow azure-rest-api-specs specification/compute/resource-manager/Microsoft.Compute
+(``GET .../virtualMachines/{vmName}/instanceView``, VirtualMachines_InstanceView; the official example
+ComputeRP/stable/2024-07-01/examples/virtualMachineExamples/VirtualMachine_Get_InstanceView.json): ``statuses``
+with ``ProvisioningState/succeeded`` and ``PowerState/running``, ``vmAgent.statuses`` with displayStatus
+``Ready``. A VM the simulator did not create answers ARM's 404 ``ResourceNotFound``. Faults per machine
+(``FaultRule.vm_*``) make one machine's VM unhealthy or slow to start. docs/VALIDATION.md has the sources.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from devstack.asr_sim.arm import iso
+from devstack.asr_sim.errors import ArmError
+
+if TYPE_CHECKING:
+    from devstack.asr_sim.api import Call, Reply
+    from devstack.asr_sim.contract import FaultRule
+    from devstack.asr_sim.engine import Simulator
+
+# The version azure-mgmt-compute 39.0.0 sends (its operations' default) and the official example's.
+COMPUTE_API_VERSIONS = frozenset({"2026-04-01", "2024-07-01"})
+VM_PATH = re.compile(
+    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)"
+    r"/providers/Microsoft\.Compute/virtualMachines/(?P<vm>[^/]+)(?P<rest>/.*)?$",
+    re.IGNORECASE,
+)
+INSTANCE_VIEW = "VirtualMachines_InstanceView"
+AGENT_VERSION = "2.7.41491.1102"
+_RG_ID = re.compile(r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)/?$", re.I)
+
+
+@dataclass
+class FailedOverVm:
+    """An Azure VM a failover created (it stays when replication is removed: the VM is the migration's result)."""
+
+    subscription: str
+    resource_group: str
+    name: str
+    machine_name: str
+    created_at: datetime
+
+    @property
+    def key(self) -> str:
+        return vm_key(self.subscription, self.resource_group, self.name)
+
+
+def vm_key(subscription: str, resource_group: str, name: str) -> str:
+    return f"{subscription}/{resource_group}/{name}".lower()
+
+
+def vm_from_settings(settings: dict[str, Any], machine_name: str, at: datetime) -> FailedOverVm | None:
+    """The VM a failover of an item with these enable settings creates (targetResourceGroupId, targetVmName)."""
+    found = _RG_ID.match(str(settings.get("targetResourceGroupId", "")))
+    name = str(settings.get("targetVmName", ""))
+    if found is None or not name:
+        return None
+    return FailedOverVm(found["subscription"], found["resource_group"], name, machine_name, at)
+
+
+def route(method: str, path: str, api_version: str | None) -> tuple[str, dict[str, str]] | None:
+    """(operation, params) for a Microsoft.Compute VM path, None if the path is not one; raises ARM's errors."""
+    found = VM_PATH.match(path)
+    if found is None:
+        return None
+    if not api_version:
+        raise ArmError(
+            400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required."
+        )
+    if api_version not in COMPUTE_API_VERSIONS:
+        raise ArmError(
+            400,
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for API version '{api_version}' for type 'virtualMachines'. "
+            f"The supported api-versions are '{', '.join(sorted(COMPUTE_API_VERSIONS))}'.",
+        )
+    rest = (found["rest"] or "").rstrip("/")
+    if rest.lower() != "/instanceview":
+        raise ArmError(404, "InvalidResourceType", f"The resource path '{rest or '/'}' is not served by the simulator.")
+    if method != "GET":
+        raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
+    params = {"subscription": found["subscription"], "resource_group": found["resource_group"], "vm": found["vm"]}
+    return INSTANCE_VIEW, params
+
+
+def machine_of(sim: Simulator, params: dict[str, str]) -> str | None:
+    vm = sim.vms.get(vm_key(params["subscription"], params["resource_group"], params["vm"]))
+    return vm.machine_name if vm is not None else None
+
+
+def instance_view(call: Call) -> Reply:
+    from devstack.asr_sim.api import Reply
+
+    p = call.params
+    vm = call.sim.vms.get(vm_key(p["subscription"], p["resource_group"], p["vm"]))
+    if vm is None:
+        raise ArmError(
+            404,
+            "ResourceNotFound",
+            f"The Resource 'Microsoft.Compute/virtualMachines/{p['vm']}' under resource group "
+            f"'{p['resource_group']}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+        )
+    return Reply(200, render_instance_view(vm, call.sim.machine_rule(vm.machine_name), call.now))
+
+
+def render_instance_view(vm: FailedOverVm, rule: FaultRule | None, now: datetime) -> dict[str, Any]:
+    """The VM's instance view now: starting until its boot time has passed, then running with a Ready agent,
+    unless the machine's fault rule says otherwise."""
+    boot = timedelta(seconds=rule.vm_boot_seconds if rule is not None else 0)
+    booted = now >= vm.created_at + boot
+    power = (rule.vm_power_state if rule is not None else None) or ("running" if booted else "starting")
+    provisioning = (rule.vm_provisioning_state if rule is not None else None) or "succeeded"
+    agent_ready = booted and power == "running" and (rule is None or rule.vm_agent_ready)
+    statuses: list[dict[str, Any]] = [
+        {"code": f"ProvisioningState/{provisioning}", "level": "Error" if provisioning == "failed" else "Info",
+         "displayStatus": "Provisioning failed" if provisioning == "failed" else "Provisioning succeeded",
+         "time": iso(vm.created_at)},
+        {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
+    ]  # fmt: skip
+    body: dict[str, Any] = {
+        "computerName": vm.name,
+        "osName": "",
+        "hyperVGeneration": "V1",
+        "statuses": statuses,
+        "bootDiagnostics": {
+            "consoleScreenshotBlobUri": f"https://bootdiag.blob.core.windows.net/bootdiagnostics-{vm.name}/{vm.name}.screenshot.bmp",
+            "serialConsoleLogBlobUri": f"https://bootdiag.blob.core.windows.net/bootdiagnostics-{vm.name}/{vm.name}.serialconsole.log",
+        },
+    }
+    if booted and power == "running":
+        # The guest agent reports only once the guest has booted.
+        body["vmAgent"] = {
+            "vmAgentVersion": AGENT_VERSION,
+            "statuses": [
+                {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
+                 "message": "GuestAgent is running and accepting new configurations.", "time": iso(now)}
+                if agent_ready else
+                {"code": "ProvisioningState/Unavailable", "level": "Warning", "displayStatus": "Not Ready",
+                 "message": "The simulator's injected fault: the guest agent is not ready.", "time": iso(now)}
+            ],
+        }  # fmt: skip
+    return body
+
+
+HANDLERS = {INSTANCE_VIEW: instance_view}
