@@ -6,11 +6,17 @@ and cutovers go on the intake queue as the AWS side would send them.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from devstack.asr_sim.control import SimulatorControl
+from devstack.clock import FileClock
 from devstack.settings import StackSettings
 from tests.e2e.support import ACCOUNT, REGION, api_of, intake_queue, send_event
 
@@ -36,6 +42,7 @@ class WaveDriver:
         self.queue = intake_queue(self.settings)
         self.api = api_of(self.settings)
         self.instances = [f"i-{0xBE00000 + n:017x}" for n in range(self.count)]
+        self.clock = FileClock(self.settings.clock_file)
 
     @staticmethod
     def ip(n: int) -> str:
@@ -58,9 +65,23 @@ class WaveDriver:
             for _ in range(copies):
                 send_event(self.queue, "MigrationRequested", instance, data)
 
-    def cut_over(self, instance: str, *, copies: int = 1) -> None:
+    def send_at(self, event_type: str, instance: str, data: dict[str, Any], at: datetime) -> None:
+        """One CloudEvent whose ``time`` is virtual ``at``: the AWS side stamps an event with its own clock, and
+        the timeline's ``source_stopped_at`` is a FailoverRequested's ``time``."""
+        event = {
+            "specversion": "1.0", "id": str(uuid.uuid4()), "source": "aws2azure/bench", "time": at.isoformat(),
+            "type": f"io.aws2azure.migration.{event_type}.v1", "subject": instance,
+            "data": {"instance": {"account_id": ACCOUNT, "region": REGION, "instance_id": instance}, **data},
+        }  # fmt: skip
+        self.queue.send_message(base64.b64encode(json.dumps(event).encode()).decode())
+
+    def cut_over(self, instance: str, *, copies: int = 1, requested_by: str = "schedule",
+                 at: datetime | None = None) -> None:  # fmt: skip
+        """The source stopped at ``at`` (virtual; default now) and the failover is requested."""
+        stopped = at or self.clock.now()
+        data = {"requested_by": requested_by, "source_stopped": True}
         for _ in range(copies):
-            send_event(self.queue, "FailoverRequested", instance, {"requested_by": "schedule", "source_stopped": True})
+            self.send_at("FailoverRequested", instance, data, stopped)
         self.cutover_sent.add(instance)
 
     def records(self) -> dict[str, dict[str, object]]:
