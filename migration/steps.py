@@ -254,8 +254,10 @@ class MigrationSteps:
         state = self.asr.get_replication_state(record.protected_item_name)
         reason = "; ".join(state.health_errors)
         health = state.replication_health if state.replication_health in ("Normal", "Warning", "Critical") else None
+        # Where a failover will put the VM (ASR's word), kept for the validation gate: no extra read then.
+        target_vm = state.target_vm_id or record.target_vm_id
         self._move(migration_id, phase, reason=reason, progress_percent=state.progress_percent,
-                   replication_health=health, rpo_seconds=state.rpo_seconds)  # fmt: skip
+                   replication_health=health, rpo_seconds=state.rpo_seconds, target_vm_id=target_vm)  # fmt: skip
         return ReplicationSnapshot(
             protection_state=state.protection_state, replication_health=state.replication_health,
             progress_percent=state.progress_percent, ready_for_cutover=_ready_for_cutover(state),
