@@ -107,6 +107,9 @@ def measure_replay(days: int = 7) -> dict[str, float]:
         elif activity.name == "observe_replication":
             value = {"protection_state": "x", "replication_health": "Normal", "progress_percent": progress,
                      "ready_for_cutover": progress >= 100, "failed_over": False, "health_errors": []}  # fmt: skip
+        elif activity.name == "validate_failover":  # the validation gate: the failed-over VM runs
+            value = {"vm_id": "vm", "provisioning_state": "succeeded", "power_state": "running",
+                     "agent_status": "Ready", "verdict": "passed"}  # fmt: skip
         elif activity.name == "register":
             value = {"migration_id": "m", "phase": "Requested", "new_request": True}
         return {"ok": True, "value": value}
