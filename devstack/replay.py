@@ -15,10 +15,18 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from devstack.funchost.durable.protocol import (
+    LONG_RUNNING_TIMER_INTERVAL,
+    MAXIMUM_SHORT_TIMER_DURATION,
+    UPPER_SCHEMA_VERSION,
+    iter_leaves,
+)
+
 EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED, TASK_FAILED = 0, 4, 5, 6
+SUB_ORCHESTRATION_CREATED, SUB_ORCHESTRATION_COMPLETED = 7, 8
 TIMER_CREATED, TIMER_FIRED, ORCHESTRATOR_STARTED, ORCHESTRATOR_COMPLETED = 10, 11, 12, 13
 EVENT_RAISED, CONTINUE_AS_NEW_EVENT = 15, 16
-CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CONTINUE_AS_NEW, CREATE_TIMER = 0, 1, 4, 5
+CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB_ORCHESTRATOR, CONTINUE_AS_NEW, CREATE_TIMER = 0, 1, 2, 4, 5
 
 
 def _ts(moment: datetime) -> str:
@@ -41,9 +49,12 @@ def orchestrator_handle(blueprint: df.Blueprint, name: str) -> Callable[[str], s
 
 @dataclass
 class PendingActivity:
+    """An activity, or a sub-orchestration (``sub``), scheduled and not answered yet."""
+
     event_id: int
     name: str
     input: Any
+    sub: bool = False
 
 
 @dataclass
@@ -90,9 +101,8 @@ class Replay:
 
     def complete_activity(self, activity: PendingActivity, result: Any) -> None:
         self.activities.remove(activity)
-        self._inbox.append(
-            _event(TASK_COMPLETED, self.now, TaskScheduledId=activity.event_id, Result=json.dumps(result))
-        )
+        kind = SUB_ORCHESTRATION_COMPLETED if activity.sub else TASK_COMPLETED
+        self._inbox.append(_event(kind, self.now, TaskScheduledId=activity.event_id, Result=json.dumps(result)))
 
     def fail_activity(self, activity: PendingActivity, reason: str) -> None:
         self.activities.remove(activity)
@@ -114,16 +124,22 @@ class Replay:
         self.history.append(_event(ORCHESTRATOR_STARTED, self.now))
         self.history.extend(self._inbox)
         self._inbox = []
+        # The replay schema the local host (and the extension) speaks: V3, where a compound task lists only its
+        # children not yet scheduled (V1 lists a scheduled child again inside a later task_all/task_any).
         context = {
             "history": self.history, "instanceId": self.instance_id, "isReplaying": False,
-            "parentInstanceId": None, "input": json.dumps(self.input), "upperSchemaVersion": 0,
+            "parentInstanceId": None, "input": json.dumps(self.input),
+            "upperSchemaVersion": UPPER_SCHEMA_VERSION, "upperSchemaVersionNew": UPPER_SCHEMA_VERSION,
+            "maximumShortTimerDuration": MAXIMUM_SHORT_TIMER_DURATION,
+            "longRunningTimerIntervalDuration": LONG_RUNNING_TIMER_INTERVAL,
         }  # fmt: skip
         state = json.loads(self.handle(json.dumps(context)))
         self.episodes += 1
         self.custom_status = state.get("customStatus")
-        actions = [action for group in state.get("actions", []) for action in group]
+        actions = [leaf.body for group in state.get("actions", []) for leaf in iter_leaves(group)]
         # Activities and timers take sequence numbers; waits for events do not.
-        sequenced = [a for a in actions if a["actionType"] in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER)]
+        numbered = (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB_ORCHESTRATOR, CREATE_TIMER)
+        sequenced = [a for a in actions if a["actionType"] in numbered]
         cancelled = {i for i, a in enumerate(sequenced) if a["actionType"] == CREATE_TIMER and a.get("isCanceled")}
         self.timers = [t for t in self.timers if t.event_id not in cancelled]
         for action in sequenced[self.scheduled :]:
@@ -134,6 +150,13 @@ class Replay:
                 self.activities.append(PendingActivity(self.scheduled, action["functionName"], payload))
                 self.calls.append((action["functionName"], payload))
                 self.history.append(_event(TASK_SCHEDULED, self.now, self.scheduled, Name=action["functionName"]))
+            elif kind == CALL_SUB_ORCHESTRATOR:
+                payload = json.loads(action["input"]) if action.get("input") is not None else None
+                self.activities.append(PendingActivity(self.scheduled, action["functionName"], payload, sub=True))
+                self.calls.append((action["functionName"], payload))
+                created = _event(SUB_ORCHESTRATION_CREATED, self.now, self.scheduled, Name=action["functionName"],
+                                 InstanceId=action.get("instanceId"))  # fmt: skip
+                self.history.append(created)
             else:
                 fire_at = datetime.fromisoformat(action["fireAt"].replace("Z", "+00:00"))
                 if self.scheduled not in cancelled:

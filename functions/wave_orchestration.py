@@ -182,7 +182,7 @@ class WaveMigration:
                 yield from self._collect()
             yield from self._make_plans()
             if state.waiting or state.ready:
-                yield self.context.create_timer(self.now + timedelta(seconds=state.poll_seconds))
+                yield from self._pause()
         results: list[dict[str, Any]] = []
         if self.children:
             results = list((yield self.context.task_all(self.children)))
@@ -191,6 +191,18 @@ class WaveMigration:
             "plans": results,
             "left_out": [member.model_dump(mode="json") for member in state.left_out],
         }
+
+    def _pause(self) -> Generator[Task, Any, None]:
+        """One poll's wait, with the running plans: the Python SDK hands a task to the runtime only when it is
+        yielded, so a plan made since the last wait starts now, not with the last plan; one ending cuts it short."""
+        timer = self.context.create_timer(self.now + timedelta(seconds=self.state.poll_seconds))
+        running = [task for task in self.children if not task.is_completed]
+        if not running:
+            yield timer
+            return
+        winner = yield self.context.task_any([timer, *running])
+        if winner is not timer and not timer.is_completed:
+            timer.cancel()
 
     def _collect(self) -> Generator[Task, Any, None]:
         state = self.state

@@ -290,3 +290,36 @@ def test_a_plan_whose_member_fails_its_gate_is_not_committed_and_is_released_wit
     names_called = [name for name, _ in replay.calls]
     assert "start_plan_commit" not in names_called
     assert names_called.count("release_plan") == 1
+
+
+def test_a_plan_starts_failing_over_while_later_members_are_still_stopping() -> None:
+    """The Python SDK schedules a task only when it is yielded: a plan made while other sources still stop must be
+    handed to the runtime then, not with the last plan (downtime of the early stoppers)."""
+    members = [{"migration_id": f"m-{i}", "protected_item_name": f"item-{i}"} for i in range(150)]
+    replay = Replay(WAVE_HANDLE, WaveState(wave="w1").model_dump(mode="json"), START)
+    collects = 0
+    plan_started_at_collect: list[int] = []
+
+    def respond(activity: PendingActivity, replay: Replay) -> Any:
+        nonlocal collects
+        payload = activity.input
+        if activity.name == "claim_wave":
+            return {"ok": True, "value": {"wave": "w1", "members": members, "left_out": []}}
+        if activity.name == "collect_stopped":
+            collects += 1
+            waiting = payload["members"]
+            # 100 stop at once; the last 50 only at the sixth look (five minutes later).
+            stopped = [m for m in waiting if int(m["migration_id"][2:]) < 100 or collects >= 6]
+            return {"ok": True, "value": {"stopped": stopped, "left_out": []}}
+        if activity.name == "assign_plan":
+            return {"ok": True, "value": payload["plan"]}
+        if activity.sub:
+            plan_started_at_collect.append(collects)
+            return {"plan": payload["plan"]["name"], "members": len(payload["plan"]["members"]),
+                    "outcome": "Committed"}  # fmt: skip
+        raise AssertionError(activity.name)
+
+    output = replay.run(respond)
+    assert [plan["plan"] for plan in output["plans"]] == [plan_name("w1", 0), plan_name("w1", 1)]
+    first, second = plan_started_at_collect
+    assert first < 6 <= second  # the full plan of 100 started before the last 50 had stopped
