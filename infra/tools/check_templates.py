@@ -310,10 +310,15 @@ def check_iam(template: Path) -> StepResult:
 # ---------------------------------------------------------------- checkov
 
 
-def _start_checkov(target: list[str], framework: str) -> subprocess.Popen[str]:
+def _start_checkov(option: str, path: Path, framework: str) -> subprocess.Popen[str]:
+    """checkov on ``path``, named relative to its own folder: checkov's CKV_AWS_45 runs its secret patterns over
+    the ``__file__`` it records in every environment block, so an absolute path with a 40-character run of
+    [A-Za-z0-9/+=] (``/tmp/streak/run1/main/infra/aws/template``) reads as an AWS secret key and fails the
+    check on one checkout folder and not another. Relative names keep the verdict independent of the clone."""
     command = [
         str(TOOLS_BIN / "checkov"),
-        *target,
+        option,
+        path.name,
         "--framework",
         framework,
         "--external-checks-dir",
@@ -322,7 +327,7 @@ def _start_checkov(target: list[str], framework: str) -> subprocess.Popen[str]:
         "--output",
         "json",
     ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=path.parent)
 
 
 def _checkov_reports(process: subprocess.Popen[str], framework: str) -> tuple[list[dict[str, Any]], str]:
@@ -378,19 +383,19 @@ def check_checkov(azure_dir: Path | None, template: Path | None) -> StepResult:
     result = StepResult("checkov")
     scans = []
     if azure_dir is not None:
-        scans.append(("bicep", ["--directory", str(azure_dir)], "bicep", _bicep_suppressions(azure_dir)))
+        scans.append(("bicep", ("--directory", azure_dir.resolve()), "bicep", _bicep_suppressions(azure_dir)))
     if template is not None:
         declared = _cfn_suppressions(template)
-        scans.append(("sam", ["--file", str(template)], "cloudformation", declared))
+        scans.append(("sam", ("--file", template.resolve()), "cloudformation", declared))
         translated, why = translated_template(template)
         if translated is None:
             result.problems.append(f"sam-translated: {why}")
         else:
             # The transform passes each function's Metadata (its suppressions) on to AWS::Lambda::Function.
-            scans.append(("sam-translated", ["--file", str(translated)], "cloudformation", declared))
+            scans.append(("sam-translated", ("--file", translated.resolve()), "cloudformation", declared))
     # checkov spends most of its time starting up: scan both clouds at once.
     running = [
-        (label, framework, declared, _start_checkov(target, framework)) for label, target, framework, declared in scans
+        (label, framework, declared, _start_checkov(*target, framework)) for label, target, framework, declared in scans
     ]
     for label, framework, declared, process in running:
         reports, error = _checkov_reports(process, framework)
