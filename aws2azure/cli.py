@@ -229,6 +229,13 @@ def retry(migration_id: str, reason: ReasonOption = "", url: UrlOption = None, k
 
 
 @app.command()
+def rollback(migration_id: str, reason: ReasonOption = "", url: UrlOption = None, key: KeyOption = None) -> None:
+    """Roll a failover back before its commit: the Azure VM is deleted, the source started again in AWS (refused
+    after the commit, and before any failover: cancel instead)."""
+    _act("rollback", migration_id, {"reason": reason}, url, key)
+
+
+@app.command()
 def resume(migration_id: str, reason: ReasonOption = "", url: UrlOption = None, key: KeyOption = None) -> None:
     """Resume the ASR job a migration waits on, which ASR suspended for an operator."""
     _act("resume", migration_id, {"reason": reason}, url, key)

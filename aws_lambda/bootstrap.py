@@ -208,6 +208,7 @@ def build_status_sync(settings: StatusSyncSettings, clients: AwsClients | None =
         agents=agents,
         cutover=cutover,
         announcer=phase_announcer(settings.phase_topic_arn, clients),
+        sources=ec2,
     )
 
 

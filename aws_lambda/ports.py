@@ -61,6 +61,12 @@ class SourceMachines(Protocol):
         ...
 
 
+class SourceStarter(Protocol):
+    def start_many(self, instance_ids: Sequence[str]) -> dict[str, MigrationError]:
+        """Ask EC2 to start the instances (StartInstances), without waiting; the ones refused, with why."""
+        ...
+
+
 class AgentInstaller(Protocol):
     def ping_status(self, instance_id: str) -> str | None:
         """SSM's PingStatus of the instance (Online, ConnectionLost, Inactive), None when it is not managed."""

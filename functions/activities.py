@@ -96,3 +96,14 @@ def start_disable_replication(payload: dict[str, Any]) -> dict[str, Any]:
     return c.START_DISABLE_REPLICATION.run(
         payload, lambda ref: services().steps.start_disable_replication(ref.migration_id)
     )
+
+
+@bp.activity_trigger(input_name="payload", activity=c.START_ROLLBACK.name)
+def start_rollback(payload: dict[str, Any]) -> dict[str, Any]:
+    return c.START_ROLLBACK.run(payload, lambda start: services().steps.start_rollback(start.migration_id,
+                                                                                    start.request))  # fmt: skip
+
+
+@bp.activity_trigger(input_name="payload", activity=c.REMOVE_FAILED_OVER_VM.name)
+def remove_failed_over_vm(payload: dict[str, Any]) -> dict[str, Any]:
+    return c.REMOVE_FAILED_OVER_VM.run(payload, lambda ref: services().steps.remove_failed_over_vm(ref.migration_id))

@@ -32,6 +32,7 @@ def initial_state(request: MigrationRequestedData, settings: FunctionSettings) -
         retry_budget_seconds=settings.step_retry_budget_seconds,
         validation_bound_seconds=settings.validation_bound_seconds,
         validation_recheck_seconds=settings.validation_recheck_seconds,
+        rollback_on_failed_validation=settings.rollback_on_failed_validation,
     )
 
 

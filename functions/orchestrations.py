@@ -113,6 +113,16 @@ class InstanceMigration:
             decision = lifecycle.after_observation(self.state, observed.value, observed.error, self.now)
         elif stage is Stage.AWAIT_CUTOVER:
             decision = lifecycle.await_cutover(self.state, self.now)
+        elif stage is Stage.ROLLBACK:
+            rollback = self.state.rollback or lifecycle.RollbackRequest()
+            started = yield from self._stage_step(c.START_ROLLBACK, c.RollbackStart(migration_id=self.migration_id,
+                                                                                     request=rollback))  # fmt: skip
+            job_id = started.value.job_id if started.value is not None else None
+            decision = lifecycle.after_start(self.state, job_id, started.error, self.now)
+        elif stage is Stage.REMOVE_VM:
+            removed = yield from self._stage_step(c.REMOVE_FAILED_OVER_VM, ref)
+            gone = removed.value.gone if removed.value is not None else None
+            decision = lifecycle.after_remove_vm(self.state, gone, removed.error, self.now)
         elif stage is Stage.VALIDATE:
             looked = yield from self._stage_step(c.VALIDATE_FAILOVER, ref)
             decision = lifecycle.after_validation(self.state, looked.value, looked.error, self.now)

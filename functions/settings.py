@@ -67,6 +67,8 @@ class FunctionSettings(BaseModel):
     # run with a Ready VM agent before the migration fails (no commit sent), and the pause between two looks.
     validation_bound_seconds: int = Field(default=1200, ge=60, alias="VALIDATION_BOUND_SECONDS")
     validation_recheck_seconds: int = Field(default=60, ge=5, alias="VALIDATION_RECHECK_SECONDS")
+    # A failed gate rolls the failover back (docs/ROLLBACK.md); false: the migration ends Failed, nothing undone.
+    rollback_on_failed_validation: bool = Field(default=True, alias="ROLLBACK_ON_FAILED_VALIDATION")
     # One write budget for the whole app (a token bucket in Table Storage), under ARM's 200 / 10 per second.
     asr_write_budget_capacity: int = Field(default=100, ge=1, le=200, alias="ASR_WRITE_BUDGET_CAPACITY")
     asr_write_budget_per_second: float = Field(default=8.0, gt=0, le=10, alias="ASR_WRITE_BUDGET_PER_SECOND")

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from migration.events import MigrationRequestedData
-from migration.lifecycle import Phase, Stage
+from migration.lifecycle import Phase, RollbackRequest, Stage
 from migration.outcome import Outcome, StepError, capture
 from migration.ports import AsrJob, VmHealth
 from migration.waves import LeaveOut, PlanAssignment, RecoveryPlanSpec, StopReport, WaveClaim, WaveMembers
@@ -32,6 +32,8 @@ class Registered(BaseModel):
     protected_item_name: str | None = None
     current_job_id: str | None = None
     new_request: bool
+    # A rollback asked for while no orchestration ran (a Failed migration after its failover): carry it out.
+    rollback: RollbackRequest | None = None
 
 
 class JobStarted(BaseModel):
@@ -52,6 +54,13 @@ class Done(BaseModel):
     """A step whose only result is that it happened."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+class VmRemoval(BaseModel):
+    """One try at deleting the failed-over VM (rollback): ``gone`` once Microsoft.Compute no longer has it."""
+
+    vm_id: str | None = None
+    gone: bool
 
 
 class PlanJob(BaseModel):
@@ -108,6 +117,11 @@ class AuditNote(ActivityInput):
     migration_id: str
     kind: str
     message: str
+
+
+class RollbackStart(ActivityInput):
+    migration_id: str
+    request: RollbackRequest
 
 
 class WaveRef(ActivityInput):
@@ -176,6 +190,9 @@ START_DISABLE_REPLICATION = Activity("start_disable_replication", MigrationRef, 
 GET_JOB = Activity("get_job", JobRef, AsrJob)
 # The validation gate: one look at the failed-over VM (recorded on the record), between failover and commit.
 VALIDATE_FAILOVER = Activity("validate_failover", MigrationRef, VmHealth)
+# Rollback before commit: disable protection (no job when the item is gone already), then delete the failed-over VM.
+START_ROLLBACK = Activity("start_rollback", RollbackStart, JobStarted, optional=True)
+REMOVE_FAILED_OVER_VM = Activity("remove_failed_over_vm", MigrationRef, VmRemoval)
 RESTART_JOB = Activity("restart_job", JobRef, JobStarted)
 OBSERVE_REPLICATION = Activity("observe_replication", ObserveRequest, ReplicationSnapshot)
 RECORD_PHASE = Activity("record_phase", PhaseRecord, Done)

@@ -40,7 +40,9 @@ def decide(
             return IntakeDecision(IntakeAction.IGNORE, "duplicate request: the migration is already running")
         if record is not None and record.phase is Phase.MIGRATED:
             return IntakeDecision(IntakeAction.IGNORE, "already migrated; a new request changes nothing")
-        if record is not None and record.request_id == event.data.request_id and record.phase is not Phase.FAILED:
+        # A retry sends the record's own request again: accepted after Failed and RolledBack (its ends to retry).
+        retryable = (Phase.FAILED, Phase.ROLLED_BACK)
+        if record is not None and record.request_id == event.data.request_id and record.phase not in retryable:
             return IntakeDecision(
                 IntakeAction.IGNORE,
                 f"late duplicate of request {event.data.request_id} (ended {record.phase.value})",

@@ -41,6 +41,10 @@ class Phase(StrEnum):
     FAILING_OVER = "FailingOver"
     # The failover job succeeded; the failed-over VM is checked before the commit (the point of no return).
     VALIDATING = "Validating"
+    # Rollback before commit (docs/ROLLBACK.md): the ASR item is removed, the failed-over VM deleted, the source
+    # started again in AWS. RolledBack ends the orchestration; a retry starts again from Requested.
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
     COMMITTING = "Committing"
     COMPLETING = "Completing"
     MIGRATED = "Migrated"
@@ -81,9 +85,15 @@ ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     P.TEST_FAILOVER: frozenset({P.AWAITING_CUTOVER, P.FAILED, P.CANCELLED}),
     # Replication can degrade while the window is awaited; the monitor then goes back to Replicating.
     P.AWAITING_CUTOVER: frozenset({P.FAILING_OVER, P.REPLICATING, P.FAILED, P.CANCELLED}),
-    P.FAILING_OVER: frozenset({P.VALIDATING, P.COMMITTING, P.FAILED}),
-    # The gate passed: commit. It failed or ran out of time: Failed, and no commit is sent.
-    P.VALIDATING: frozenset({P.COMMITTING, P.FAILED}),
+    P.FAILING_OVER: frozenset({P.VALIDATING, P.COMMITTING, P.ROLLING_BACK, P.FAILED}),
+    # The gate passed: commit. It failed or ran out of time: rolled back (ROLLBACK_ON_FAILED_VALIDATION, the
+    # default) or Failed; no commit is sent either way.
+    P.VALIDATING: frozenset({P.COMMITTING, P.ROLLING_BACK, P.FAILED}),
+    # Disable protection, delete the failed-over VM; a step that fails leaves the migration Failed (a rollback can
+    # be asked for again).
+    P.ROLLING_BACK: frozenset({P.ROLLED_BACK, P.FAILED}),
+    # The ASR item is gone: a retry starts from the beginning (enable runs again).
+    P.ROLLED_BACK: frozenset({P.REQUESTED}),
     P.COMMITTING: frozenset({P.COMPLETING, P.FAILED}),
     P.COMPLETING: frozenset({P.MIGRATED, P.FAILED}),
     P.MIGRATED: frozenset(),
@@ -100,6 +110,7 @@ ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
             P.VALIDATING,
             P.COMMITTING,
             P.COMPLETING,
+            P.ROLLING_BACK,
         }
     ),
     # A cancelled migration's replication was disabled: a new request starts from the beginning.
@@ -107,9 +118,15 @@ ALLOWED_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 }
 
 # Phases in which the migration's own orchestration has ended (a retry or a new request starts another).
-TERMINAL_PHASES = frozenset({P.MIGRATED, P.FAILED, P.CANCELLED, P.NOT_READY})
+TERMINAL_PHASES = frozenset({P.MIGRATED, P.FAILED, P.CANCELLED, P.NOT_READY, P.ROLLED_BACK})
 # From here on the failover was sent: never again, and never cancelled.
-FAILOVER_STARTED_PHASES = frozenset({P.FAILING_OVER, P.VALIDATING, P.COMMITTING, P.COMPLETING, P.MIGRATED})
+FAILOVER_STARTED_PHASES = frozenset(
+    {P.FAILING_OVER, P.VALIDATING, P.ROLLING_BACK, P.COMMITTING, P.COMPLETING, P.MIGRATED}
+)
+# From here on the failover is committed: ASR no longer goes back, so a rollback is refused.
+COMMITTED_PHASES = frozenset({P.COMMITTING, P.COMPLETING, P.MIGRATED})
+# A rollback is accepted in these (and in Failed after a failover and before a commit: see rollback_refusal).
+ROLLBACK_PHASES = frozenset({P.FAILING_OVER, P.VALIDATING})
 ACTIVE_PHASES = frozenset(Phase) - TERMINAL_PHASES
 # Phases before the failover that a machine's replication can be in while a wave cuts over.
 BEFORE_FAILOVER_PHASES = frozenset({P.REPLICATING, P.READY_FOR_CUTOVER, P.TEST_FAILOVER, P.AWAITING_CUTOVER})
@@ -137,6 +154,31 @@ def is_cancellable(phase: Phase | str) -> bool:
     return Phase(phase) in CANCELLABLE_PHASES
 
 
+def rollback_refusal(phase: Phase, *, failover_done: bool, committed: bool, rolling_back: bool = False
+                     ) -> tuple[str, str] | None:  # fmt: skip
+    """Why a rollback cannot be asked for now, as (code, words), or None when it can: after a failover (in
+    FailingOver the request waits for the failover job to end) and before a commit."""
+    if phase is P.ROLLED_BACK:
+        return "AlreadyRolledBack", "it is already RolledBack; 'aws2azure retry' starts it again"
+    if phase is P.ROLLING_BACK or rolling_back:
+        return "RollingBack", "its rollback is under way"
+    if phase in COMMITTED_PHASES or committed:
+        return "AlreadyCommitted", (
+            f"it is {phase.value}: commit ended ASR's failover: the Azure VM is the machine now, and ASR no longer "
+            "offers to go back (no Commit means no way back is lost; after it, fail back or rebuild the source)"
+        )
+    if phase in ROLLBACK_PHASES or (phase is P.FAILED and failover_done):
+        return None
+    if phase is P.FAILED:
+        return "NotFailedOver", "it failed before any failover: there is nothing to roll back (retry it instead)"
+    if phase in CANCELLABLE_PHASES:
+        return "NotFailedOver", (
+            f"it is {phase.value}: nothing has failed over yet, so there is nothing to roll back; cancel it instead "
+            "(aws2azure cancel)"
+        )
+    return "NothingToRollBack", f"it is {phase.value}: there is nothing to roll back"
+
+
 # --------------------------------------------------------------------------------------------------
 # Orchestrator stages
 # --------------------------------------------------------------------------------------------------
@@ -161,6 +203,10 @@ class Stage(StrEnum):
     WATCH_COMPLETE = "watch_complete"
     CANCEL = "cancel"
     WATCH_CANCEL = "watch_cancel"
+    # Rollback before commit: disable protection (an ASR job), then delete the failed-over VM.
+    ROLLBACK = "rollback"
+    WATCH_ROLLBACK = "watch_rollback"
+    REMOVE_VM = "remove_vm"
     DONE = "done"
 
 
@@ -176,6 +222,7 @@ JOB_STAGES: dict[Stage, tuple[Stage, Stage]] = {
     S.COMMIT: (S.WATCH_COMMIT, S.COMPLETE),
     S.COMPLETE: (S.WATCH_COMPLETE, S.DONE),
     S.CANCEL: (S.WATCH_CANCEL, S.DONE),
+    S.ROLLBACK: (S.WATCH_ROLLBACK, S.REMOVE_VM),
 }
 WATCH_STAGES: dict[Stage, Stage] = dict(JOB_STAGES.values())
 STARTING_STAGE_OF: dict[Stage, Stage] = {watch: start for start, (watch, _) in JOB_STAGES.items()}
@@ -184,18 +231,23 @@ STARTING_STAGE_OF: dict[Stage, Stage] = {watch: start for start, (watch, _) in J
 STAGE_PHASE: dict[Stage, Phase] = {
     S.FAILOVER: P.FAILING_OVER, S.WATCH_FAILOVER: P.FAILING_OVER,
     S.VALIDATE: P.VALIDATING,
+    S.ROLLBACK: P.ROLLING_BACK, S.WATCH_ROLLBACK: P.ROLLING_BACK, S.REMOVE_VM: P.ROLLING_BACK,
     S.COMMIT: P.COMMITTING, S.WATCH_COMMIT: P.COMMITTING,
     S.COMPLETE: P.COMPLETING, S.WATCH_COMPLETE: P.COMPLETING,
 }  # fmt: skip
 # "Failover has started", for stages: derived from the phases, so the two can never disagree.
 FAILOVER_STARTED_STAGES = frozenset(stage for stage, phase in STAGE_PHASE.items() if phase in FAILOVER_STARTED_PHASES)
 CANCEL_STAGES = frozenset({S.CANCEL, S.WATCH_CANCEL, S.DONE})
+ROLLBACK_STAGES = frozenset({S.ROLLBACK, S.WATCH_ROLLBACK, S.REMOVE_VM})
+# Stages from which the commit has been sent: a rollback is refused there.
+COMMIT_STAGES = frozenset({S.COMMIT, S.WATCH_COMMIT, S.COMPLETE, S.WATCH_COMPLETE})
 # A record found in one of these phases with a job under way: watch that job again (after a restart or a retry).
 RESUME_WATCH: dict[Phase, Stage] = {
     P.ENABLING_REPLICATION: S.WATCH_ENABLE,
     P.FAILING_OVER: S.WATCH_FAILOVER,
     P.COMMITTING: S.WATCH_COMMIT,
     P.COMPLETING: S.WATCH_COMPLETE,
+    P.ROLLING_BACK: S.WATCH_ROLLBACK,
 }
 
 # Episodes per execution before continue_as_new: each costs about 8 history events.
@@ -210,6 +262,18 @@ CLAIMED_BY_WAVE = "ClaimedByWave"
 # The validation gate's defaults (settings VALIDATION_BOUND_SECONDS / VALIDATION_RECHECK_SECONDS).
 VALIDATION_BOUND = timedelta(minutes=20)
 VALIDATION_RECHECK = timedelta(minutes=1)
+# The failed-over VM's deletion is looked at this often, at most this many times, before the rollback fails.
+REMOVE_VM_RECHECK = timedelta(minutes=1)
+REMOVE_VM_MAX_LOOKS = 60
+
+
+class RollbackRequest(BaseModel):
+    """Who asked for a rollback and why (an operator through the API, or the validation gate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requested_by: str = "operator"
+    reason: str = ""
 
 
 class WorkflowState(BaseModel):
@@ -248,6 +312,11 @@ class WorkflowState(BaseModel):
     validation_recheck_seconds: int = int(VALIDATION_RECHECK.total_seconds())
     validation_started_at: AwareDatetime | None = None
     validation_looks: int = 0
+    # Rollback before commit: a failed gate rolls back (setting ROLLBACK_ON_FAILED_VALIDATION, fixed at start);
+    # ``rollback`` is the request being carried out (or held until the failover job ends).
+    rollback_on_failed_validation: bool = True
+    rollback: RollbackRequest | None = None
+    remove_vm_looks: int = 0
 
     @property
     def migration_id(self) -> str:
@@ -348,6 +417,11 @@ def after_register(state: WorkflowState, registered: Registered | None, error: S
     if registered is None:
         return _fail(state, f"could not record the request: {describe(error)}")
     job_id = registered.current_job_id
+    if registered.rollback is not None and registered.protected_item_name is not None:
+        # A rollback asked for a Failed migration whose orchestration had ended: this one carries it out.
+        state.stage, state.rollback, state.job_id = Stage.ROLLBACK, registered.rollback, None
+        state.replication_started_at = state.replication_started_at or now
+        return Decision([Note("RollbackStarted", rollback_words(registered.rollback))])
     if registered.protected_item_name is None:
         state.stage = Stage.ENABLE
     elif registered.phase in RESUME_WATCH and job_id:
@@ -367,6 +441,13 @@ def after_start(state: WorkflowState, job_id: str | None, error: StepError | Non
         # Nothing replicated yet: nothing to disable in ASR.
         state.stage = Stage.DONE
         return Decision([Finish(Phase.CANCELLED, cancel_reason(state))])
+    if stage is Stage.ROLLBACK and job_id is None and error is None:
+        # The replicated item is gone already (an earlier run's disable finished): delete the VM.
+        state.stage, state.remove_vm_looks = Stage.REMOVE_VM, 0
+        return Decision([Note("ProtectionDisabled", "the replicated item is already removed from the vault")])
+    if stage is Stage.ROLLBACK and error is not None:
+        return _fail(state, f"rollback failed: could not disable protection: {describe(error)}; the failover was "
+                            "NOT committed: 'aws2azure rollback' tries again")  # fmt: skip
     if error is not None:
         if stage is Stage.ENABLE and error.kind in NOT_READY_ERROR_KINDS:
             state.stage = Stage.DONE
@@ -416,6 +497,14 @@ def after_job(state: WorkflowState, job: AsrJob | None, error: StepError | None)
     state.job_restarts = 0
     if watched is Stage.WATCH_TEST_CLEANUP:
         state.test_failover_done = True
+    if watched is Stage.WATCH_FAILOVER and state.rollback is not None:
+        # A rollback was asked for while the failover ran: roll back instead of validating.
+        state.stage = Stage.ROLLBACK
+        return Decision([Note("RollbackStarted", rollback_words(state.rollback))])
+    if watched is Stage.WATCH_ROLLBACK:
+        state.remove_vm_looks = 0
+        return Decision([Note("ProtectionDisabled", f"ASR job {name} succeeded: protection disabled, the "
+                                                    "replicated item removed from the vault")])  # fmt: skip
     if state.stage is Stage.VALIDATE:
         state.validation_started_at, state.validation_looks = None, 0
     if state.stage is not Stage.DONE:
@@ -506,6 +595,12 @@ def plan_gate(members: dict[str, VmHealth], errors: dict[str, str], retryable: d
 
 def _validation_failed(state: WorkflowState, what: str, findings: tuple[str, ...], within: str) -> Decision:
     found = "; ".join(findings) or "no finding"
+    if state.rollback_on_failed_validation:
+        state.stage, state.validation_started_at = Stage.ROLLBACK, None
+        state.rollback = RollbackRequest(requested_by="validation gate",
+                                         reason=f"validation failed{within}: {what} ({found})")  # fmt: skip
+        return Decision([Note("ValidationFailed", f"{what}: {found}"),
+                         Note("RollbackStarted", rollback_words(state.rollback))])  # fmt: skip
     reason = (
         f"validation failed{within}: {what} ({found}); the failover was NOT committed. Check the VM in the target "
         "resource group (boot diagnostics, serial console); if it is healthy, 'aws2azure retry' validates it again "
@@ -514,6 +609,36 @@ def _validation_failed(state: WorkflowState, what: str, findings: tuple[str, ...
     decision = _fail(state, reason)
     decision.commands.insert(0, Note("ValidationFailed", f"{what}: {found}"))
     return decision
+
+
+def after_remove_vm(state: WorkflowState, gone: bool | None, error: StepError | None, now: datetime) -> Decision:
+    """One try at deleting the failed-over VM: RolledBack once it is gone; else look again, within a bound."""
+    state.remove_vm_looks += 1
+    if gone:
+        state.stage = Stage.DONE
+        request = state.rollback or RollbackRequest()
+        return Decision([
+            Note("RolledBack", "rolled back: protection disabled, the failed-over VM deleted, the source asked to "
+                               "start again in AWS; no commit was sent"),
+            Finish(Phase.ROLLED_BACK, rolled_back_reason(request)),
+        ])  # fmt: skip
+    if error is not None and not error.retryable:
+        return _fail(state, f"rollback failed: could not delete the failed-over VM: {describe(error)} (protection is "
+                            "disabled; delete the VM by hand, then 'aws2azure rollback' again)")  # fmt: skip
+    if state.remove_vm_looks >= REMOVE_VM_MAX_LOOKS:
+        looks = state.remove_vm_looks
+        return _fail(state, f"rollback failed: the failed-over VM was not deleted after {looks} looks "
+                            "(protection is disabled); delete it by hand, then 'aws2azure rollback' again")  # fmt: skip
+    return Decision([Sleep(now + REMOVE_VM_RECHECK, "remove_vm")])
+
+
+def rollback_words(request: RollbackRequest) -> str:
+    return f"rollback requested by {request.requested_by}" + (f": {request.reason}" if request.reason else "")
+
+
+def rolled_back_reason(request: RollbackRequest) -> str:
+    return (f"rolled back before commit ({rollback_words(request)}); the Azure VM was deleted and the source is "
+            "started again in AWS; 'aws2azure retry' starts the migration again from the beginning")  # fmt: skip
 
 
 def _words(span: timedelta) -> str:
@@ -556,8 +681,9 @@ EVENT_FAILOVER = "FailoverRequested"
 EVENT_APPROVED = "Approved"
 EVENT_PLAN_DONE = "PlanCutoverDone"
 EVENT_PLAN_FAILED = "PlanCutoverFailed"
+EVENT_ROLLBACK = "RollbackRequested"
 # Every event a migrate_instance waits for, in the order arrivals are handled.
-INSTANCE_EVENTS = (EVENT_CANCEL, EVENT_FAILOVER, EVENT_PLAN_DONE, EVENT_PLAN_FAILED, EVENT_APPROVED)
+INSTANCE_EVENTS = (EVENT_CANCEL, EVENT_FAILOVER, EVENT_PLAN_DONE, EVENT_PLAN_FAILED, EVENT_APPROVED, EVENT_ROLLBACK)
 
 
 def on_event(state: WorkflowState, name: str, payload: Any) -> Decision:
@@ -622,7 +748,28 @@ def _on_approved(state: WorkflowState, payload: Any) -> Decision:
     return Decision([Note("Approved", "cutover approved by an operator")])
 
 
+def _on_rollback(state: WorkflowState, payload: Any) -> Decision:
+    try:
+        request = RollbackRequest.model_validate(payload)
+    except ValidationError as exc:
+        return Decision([Note("EventRejected", f"RollbackRequested ignored, invalid payload: {exc}")])
+    if state.stage in ROLLBACK_STAGES or state.stage is Stage.DONE or state.rollback is not None:
+        why = "a rollback is already under way or the migration has ended"
+        return Decision([Note("DuplicateIgnored", f"RollbackRequested from {request.requested_by} ignored: {why}")])
+    if state.stage in COMMIT_STAGES:
+        return Decision([Note("RollbackRefused", "rollback refused: the commit was sent; commit ended ASR's "
+                                                 "failover and the Azure VM is the machine now")])  # fmt: skip
+    if state.stage is Stage.WATCH_FAILOVER:
+        state.rollback = request  # carried out when the failover job ends (ASR allows nothing while it runs)
+        return Decision([Note("RollbackRequested", f"{rollback_words(request)}; held until the failover job ends")])
+    if state.stage is Stage.VALIDATE:
+        state.rollback, state.stage, state.validation_started_at = request, Stage.ROLLBACK, None
+        return Decision([Note("RollbackStarted", rollback_words(request))])
+    return Decision([Note("RollbackRefused", "rollback refused: nothing has failed over yet; cancel instead")])
+
+
 _EVENT_HANDLERS = {
+    EVENT_ROLLBACK: _on_rollback,
     EVENT_CANCEL: _on_cancel,
     EVENT_FAILOVER: _on_failover,
     EVENT_PLAN_DONE: _on_plan_done,

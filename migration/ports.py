@@ -230,6 +230,16 @@ class VmInspector(Protocol):
 
 
 @runtime_checkable
+class VmRemover(Protocol):
+    """Deleting the failed-over VM (rollback before commit; the Azure adapter: azure-mgmt-compute)."""
+
+    def delete(self, vm_id: str) -> bool:
+        """Ask Microsoft.Compute to delete the VM (virtualMachines/{vm} DELETE); True when it is gone (404 now),
+        False while the deletion runs. Its disks and NICs are left (docs/ROLLBACK.md)."""
+        ...
+
+
+@runtime_checkable
 class AsrJobControl(Protocol):
     """Operator actions on ASR jobs (the Azure adapter implements them)."""
 

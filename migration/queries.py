@@ -127,6 +127,9 @@ _PHASE_PROGRESS: dict[Phase, float] = {
     Phase.AWAITING_CUTOVER: 85.0,
     Phase.FAILING_OVER: 90.0,
     Phase.VALIDATING: 93.0,
+    # Rolled back before commit: back to the start, someone retries it (docs/ROLLBACK.md).
+    Phase.ROLLING_BACK: 0.0,
+    Phase.ROLLED_BACK: 0.0,
     Phase.COMMITTING: 95.0,
     Phase.COMPLETING: 98.0,
     Phase.MIGRATED: 100.0,

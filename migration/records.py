@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 from migration.events import MigrationRequestedData
 from migration.identity import InstanceRef
-from migration.lifecycle import Phase
+from migration.lifecycle import Phase, RollbackRequest
 
 ReplicationHealth = Literal["Normal", "Warning", "Critical", "None"]
 REQUEST_FIELDS = tuple(MigrationRequestedData.model_fields)
@@ -41,6 +41,9 @@ class CutoverTimeline(BaseModel):
     failover_done_at: AwareDatetime | None = None  # that job succeeded: the Azure VM runs
     committed_at: AwareDatetime | None = None
     completed_at: AwareDatetime | None = None
+    # Rollback before commit: the Azure side has undone the failover and asks the AWS side to start the source again
+    # (status sync does it once per request: the aws2azure:rollback-start tag keeps this time).
+    restart_requested_at: AwareDatetime | None = None
 
     def on_phase(self, phase: Phase, at: datetime) -> None:
         """Stamp the step a move into ``phase`` marks (first time only: a rerun keeps the first stamp)."""
@@ -105,6 +108,8 @@ class MigrationRecord(BaseModel):
     # The Azure VM the failover created (its ARM id) and the validation gate's latest look at it (docs/VALIDATION.md).
     target_vm_id: str | None = None
     validation: ValidationResult | None = None
+    # A rollback asked for (by an operator, or the failed validation gate) and not yet carried out or retried.
+    rollback: RollbackRequest | None = None
     # The latest phase change (numbered); None for a record written before notifications existed.
     last_change: PhaseChange | None = None
     created_at: AwareDatetime
@@ -190,6 +195,11 @@ class MigrationRecord(BaseModel):
     @classmethod
     def _validation_from_text(cls, value: object) -> object:
         return ValidationResult.model_validate_json(value) if isinstance(value, str) else value
+
+    @field_validator("rollback", mode="before")
+    @classmethod
+    def _rollback_from_text(cls, value: object) -> object:
+        return RollbackRequest.model_validate_json(value) if isinstance(value, str) else value
 
     @field_validator("last_change", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from migration.contracts import JobStarted, Registered, ReplicationSnapshot
+from migration.contracts import JobStarted, Registered, ReplicationSnapshot, VmRemoval
 from migration.errors import AwaitingDiscovery, InvalidTransition, NotFound, PermanentCloudError, PreconditionFailed
 from migration.events import MigrationRequestedData
 from migration.lifecycle import (
@@ -19,7 +19,10 @@ from migration.lifecycle import (
     CLAIMED_BY_WAVE,
     FAILOVER_STARTED_PHASES,
     Phase,
+    RollbackRequest,
     ensure_transition,
+    rollback_words,
+    rolled_back_reason,
 )
 from migration.notifications import NotificationOutbox, queue_phase_change
 from migration.ports import (
@@ -34,8 +37,9 @@ from migration.ports import (
     ReplicationState,
     VmHealth,
     VmInspector,
+    VmRemover,
 )
-from migration.records import MigrationEvent, MigrationRecord, ValidationResult
+from migration.records import CutoverTimeline, MigrationEvent, MigrationRecord, ValidationResult
 
 logger = logging.getLogger("aws2azure.steps")
 
@@ -156,6 +160,13 @@ class MigrationSteps:
             self._log(record, "MigrationRequested", f"migration of {request.instance.instance_id} requested",
                       request_id=request.request_id, wave=request.wave)  # fmt: skip
             return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
+        if record.phase is Phase.FAILED and record.protected_item_name is not None and record.rollback is not None:
+            # A rollback asked for after this migration's orchestration had ended: the new one carries it out.
+            self._log(record, "RollbackRequested", rollback_words(record.rollback), request_id=request.request_id)
+            return Registered(
+                migration_id=migration_id, phase=record.phase, protected_item_name=record.protected_item_name,
+                new_request=True, rollback=record.rollback,
+            )  # fmt: skip
         if record.phase is Phase.FAILED and record.protected_item_name is not None:
             # A retry: the phase stays Failed until the next step reads ASR and resumes from there.
             self._log(record, "RetryRequested", "retrying from what ASR reports", request_id=request.request_id)
@@ -163,16 +174,21 @@ class MigrationSteps:
                 migration_id=migration_id, phase=record.phase,
                 protected_item_name=record.protected_item_name, new_request=True,
             )  # fmt: skip
-        if record.phase in (Phase.FAILED, Phase.CANCELLED, Phase.NOT_READY):
-            # Nothing replicated (or replication was disabled): start again from Requested.
+        if record.phase in (Phase.FAILED, Phase.CANCELLED, Phase.NOT_READY, Phase.ROLLED_BACK):
+            # Nothing replicated (or replication was disabled, or rolled back): start again from Requested. After a
+            # rollback nothing of the failover is kept but the AWS side's restart request (done once per request).
+            timeline = CutoverTimeline(restart_requested_at=record.timeline.restart_requested_at)
             record = self._move(
-                migration_id, Phase.REQUESTED, request=request, protected_item_name=None, current_job_id=None
-            )
+                migration_id, Phase.REQUESTED, request=request, protected_item_name=None, current_job_id=None,
+                failover_requested_at=None, cutover_plan=None, target_vm_id=None, validation=None, rollback=None,
+                timeline=timeline,
+            )  # fmt: skip
             return Registered(migration_id=migration_id, phase=record.phase, new_request=True)
         queue_phase_change(self.outbox, record, record.phase)  # a rerun after a crash right after create
         return Registered(
             migration_id=migration_id, phase=record.phase, protected_item_name=record.protected_item_name,
             current_job_id=record.current_job_id, new_request=False,
+            rollback=record.rollback if record.phase is Phase.ROLLING_BACK else None,
         )  # fmt: skip
 
     def start_replication(self, migration_id: str) -> JobStarted:
@@ -415,6 +431,86 @@ class MigrationSteps:
         self._log(record, "AsrJobStarted", "disable replication (cancelled)", job_id=job_id,
                   operation="DisableProtection")  # fmt: skip
         return JobStarted(job_id=job_id, protected_item_name=record.protected_item_name)
+
+    def request_rollback(self, migration_id: str, request: RollbackRequest) -> MigrationRecord:
+        """Keep a rollback asked for a Failed migration whose orchestration has ended (the API then starts one, whose
+        register step finds it). No phase change: the orchestration owns those."""
+
+        def change(record: MigrationRecord) -> MigrationRecord | None:
+            if record.rollback == request:
+                return None
+            record.rollback = request
+            return record
+
+        record = self._save(migration_id, change)
+        self._log(record, "RollbackRequested", rollback_words(request))
+        return record
+
+    def start_rollback(self, migration_id: str, request: RollbackRequest) -> JobStarted | None:
+        """Undo a failover that was not committed: disable protection on the replicated item (``remove``, as cancel
+        and complete do; ASR offers DisableProtection on a failed-over item, docs/ROLLBACK.md). Refused when ASR no
+        longer offers Commit on a failed-over item (it was committed: no way back). None when the item is gone
+        already (an earlier run's disable finished). A commit is never sent."""
+        record = self.store.get(migration_id)
+        item = _require_item(record)
+        if record.current_job_id and record.phase is Phase.ROLLING_BACK and record.rollback is not None:
+            return JobStarted(job_id=record.current_job_id, protected_item_name=item)  # a rerun: the disable is sent
+        try:
+            state = self.asr.get_replication_state(item)
+        except NotFound:
+            self._move(migration_id, Phase.ROLLING_BACK, reason=rollback_words(request), rollback=request)
+            return None
+        if "CompleteMigration" in state.allowed_operations and "Commit" not in state.allowed_operations:
+            raise PreconditionFailed(
+                f"{migration_id} cannot be rolled back: ASR no longer offers Commit on {item}, so the failover was "
+                "committed; commit ended ASR's failover and the Azure VM is the machine now",
+                code="AlreadyCommitted",
+            )
+        vm_id = record.target_vm_id or state.target_vm_id
+        self._move(migration_id, Phase.ROLLING_BACK, reason=rollback_words(request), rollback=request,
+                   target_vm_id=vm_id, current_job_id=None)  # fmt: skip
+        moved = self.store.get(migration_id)
+        self._log(moved, "RollbackStarted", f"{rollback_words(request)}; disabling protection of {item}, then "
+                                            f"deleting the failed-over VM {vm_id or '(unknown)'}")  # fmt: skip
+        try:
+            job_id = self.asr.begin_disable_replication(item)
+        except NotFound:
+            return None
+        moved = self._move(migration_id, Phase.ROLLING_BACK, reason=rollback_words(request), current_job_id=job_id)
+        self._log(moved, "AsrJobStarted", "disable protection (rollback before commit)", job_id=job_id,
+                  operation="DisableProtection")  # fmt: skip
+        return JobStarted(job_id=job_id, protected_item_name=item)
+
+    def remove_failed_over_vm(self, migration_id: str) -> VmRemoval:
+        """Delete the failed-over VM (Microsoft.Compute DELETE); gone once it is no longer found, and then the record
+        asks the AWS side to start the source again (``timeline.restart_requested_at``). Its disks and NICs are left
+        (docs/ROLLBACK.md: no source says the item's removal deletes them)."""
+        record = self.store.get(migration_id)
+        vm_id = record.target_vm_id or self._fallback_vm_id(record)
+        if vm_id is None:
+            gone = True
+        elif not isinstance(self.vms, VmRemover):
+            raise PreconditionFailed("no VM remover is configured: the failed-over VM cannot be deleted",
+                                     code="NotSupported")  # fmt: skip
+        else:
+            gone = self.vms.delete(vm_id)
+        if not gone:
+            return VmRemoval(vm_id=vm_id, gone=False)
+        if record.phase is Phase.ROLLING_BACK:
+            self._log(record, "FailedOverVmDeleted",
+                      f"failed-over VM {vm_id} deleted; its disks and NICs (created by ASR) are left in the target "
+                      "resource group: delete them by hand if unwanted", vm_id=vm_id)  # fmt: skip
+            now = self.clock.now()
+            timeline = record.timeline.model_copy(update={"restart_requested_at": now})
+            self._move(migration_id, Phase.ROLLED_BACK, reason=rolled_back_reason(record.rollback or RollbackRequest()),
+                       timeline=timeline, current_job_id=None)  # fmt: skip
+        return VmRemoval(vm_id=vm_id, gone=True)
+
+    def _fallback_vm_id(self, record: MigrationRecord) -> str | None:
+        if not self.target_resource_group_id:
+            return None
+        return (f"{self.target_resource_group_id.rstrip('/')}/providers/Microsoft.Compute/virtualMachines/"
+                f"{_azure_vm_name(record)}")  # fmt: skip
 
     def _start_operation(self, migration_id: str, phase: Phase, operation: str,
                          begin: Callable[[str], str]) -> JobStarted:  # fmt: skip

@@ -38,6 +38,9 @@ STATUS_TAGS = (STATUS, PROGRESS, REASON, UPDATED_AT)
 # not-stopped), so a later event or run knows what was started.
 AGENT = PREFIX + "agent"
 CUTOVER_STOP = PREFIX + "cutover-stop"
+# Written by status sync when it starts a rolled-back source again: the restart request it carried out
+# ("rollback-<restart_requested_at>"), so each rollback starts the source once.
+ROLLBACK_START = PREFIX + "rollback-start"
 
 WAVE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 AZURE_VM_SIZE_PATTERN = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_-]{1,60}$")

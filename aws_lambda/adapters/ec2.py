@@ -171,6 +171,26 @@ class Ec2Gateway:
                     refused[instance_id] = translate(exc, f"stop {instance_id}")
         return refused
 
+    # SourceStarter (a rollback before commit starts the source again)
+
+    def start_many(self, instance_ids: Sequence[str]) -> dict[str, MigrationError]:
+        """StartInstances in batches, returning without waiting; the instances EC2 refused, with why."""
+        refused: dict[str, MigrationError] = {}
+        for batch in _chunks(list(instance_ids), STOP_BATCH):
+            try:
+                self._client.start_instances(InstanceIds=batch)
+                continue
+            except (ClientError, BotoCoreError) as exc:
+                if len(batch) == 1:
+                    refused[batch[0]] = translate(exc, f"start {batch[0]}")
+                    continue
+            for instance_id in batch:  # one refused instance fails the whole call: find it
+                try:
+                    self._client.start_instances(InstanceIds=[instance_id])
+                except (ClientError, BotoCoreError) as exc:
+                    refused[instance_id] = translate(exc, f"start {instance_id}")
+        return refused
+
     def state(self, instance_id: str) -> str:
         return str(self._describe_instance(instance_id).get("State", {}).get("Name", "unknown"))
 

@@ -34,8 +34,9 @@ from migration.tags import CUTOVER_STOP, EC2_TAG_VALUE_MAX, MIGRATE, REASON, UPD
 COMPONENT = "cutover"
 # Failing over makes sense only while Azure replicates the instance (or already started failing it over).
 _NOTHING_TO_CUT_OVER = frozenset(
-    {Phase.NOT_READY, Phase.CANCELLED, Phase.FAILED, Phase.MIGRATED, Phase.INSTALLING_AGENT, Phase.AWAITING_DISCOVERY}
-)
+    {Phase.NOT_READY, Phase.CANCELLED, Phase.FAILED, Phase.MIGRATED, Phase.INSTALLING_AGENT, Phase.AWAITING_DISCOVERY,
+     Phase.ROLLING_BACK, Phase.ROLLED_BACK}
+)  # fmt: skip
 _GONE = frozenset({"shutting-down", "terminated"})
 STOPPING, SENT, NOT_STOPPED = "stopping", "sent", "not-stopped"
 _BATCH_NAMESPACE = uuid.UUID("7b1d0f7e-2c4a-4e55-9a0b-6f3e2d1c0b9a")

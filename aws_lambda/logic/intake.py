@@ -59,7 +59,7 @@ RULE_TAGS = "tags"
 RULE_CUTOVER_AT = "cutover-at"
 RULE_AGENT_CONFIG = "agent-config"
 # A new request may start from these (or from no status at all); any other status is a migration in flight.
-_RESTARTABLE = frozenset({Phase.NOT_READY, Phase.FAILED, Phase.CANCELLED})
+_RESTARTABLE = frozenset({Phase.NOT_READY, Phase.FAILED, Phase.CANCELLED, Phase.ROLLED_BACK})
 _EVENT_NAMESPACE = uuid.UUID("5f0c2a4e-3d8b-4f43-9c55-8f1c7a0e2b61")
 
 

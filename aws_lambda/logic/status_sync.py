@@ -5,6 +5,10 @@ announced on SNS when a topic is configured, before its tags are written, with t
 ``<migration id>:<phase>:<command id>``. When SNS refuses it, that instance's tags are left as they are this run
 (logged, metric PhaseAnnounceFailed), so the next run reads the same result and announces the same id. The phases
 copied from Azure are never announced here: Azure announces them itself.
+
+Rollback before commit (docs/ROLLBACK.md): a record whose ``timeline.restart_requested_at`` is set (Azure deleted the
+failed-over VM) gets its source started again (StartInstances), once per request: the ``aws2azure:rollback-start`` tag
+keeps the request carried out, and the cutover's stop mark is cleared in the same tag write.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ from aws_lambda.models.inventory import TaggedInstance
 from aws_lambda.models.outcomes import StatusSyncOutcome
 from aws_lambda.models.phase_events import instance_phase_changed, wave_of
 from aws_lambda.observability import count, count_by, logger
-from aws_lambda.ports import AgentInstaller, InstanceInventory, IntakeInvoker, PhaseAnnouncer, StatusApi, TagWriter
+from aws_lambda.ports import (
+    AgentInstaller,
+    InstanceInventory,
+    IntakeInvoker,
+    PhaseAnnouncer,
+    SourceStarter,
+    StatusApi,
+    TagWriter,
+)
 from migration.errors import MigrationError, NotFound
 from migration.lifecycle import Phase
 from migration.readiness import OsFamily
@@ -32,6 +44,7 @@ from migration.tags import (
     CUTOVER_STOP,
     EC2_TAG_VALUE_MAX,
     REASON,
+    ROLLBACK_START,
     STATUS,
     STATUS_TAGS,
     UPDATED_AT,
@@ -58,6 +71,20 @@ def wave_stop_request(tagged: TaggedInstance, record: MigrationRecord) -> Cutove
     return CutoverRequest(instance=tagged.instance, request_id=request_id, requested_by="operator")
 
 
+def rollback_restart(tagged: TaggedInstance, record: MigrationRecord) -> str | None:
+    """The restart a rollback asked for on this record (Azure undid the failover), unless it was carried out."""
+    asked = record.timeline.restart_requested_at
+    if asked is None:
+        return None
+    stopped = record.timeline.source_stopped_at
+    if stopped is not None and stopped > asked:
+        return None  # stopped again for a later cutover: that restart is history
+    request_id = f"rollback-{asked:%Y%m%dT%H%M%SZ}"
+    if tagged.tags.get(ROLLBACK_START) == request_id:
+        return None
+    return request_id
+
+
 # Nothing more will change for these (NotReady never reached Azure); a new request re-tags them first.
 _SETTLED = frozenset({Phase.NOT_READY, Phase.MIGRATED, Phase.CANCELLED})
 
@@ -73,6 +100,8 @@ class StatusSyncDependencies:
     cutover: IntakeInvoker | None = None
     # Where the install results (AWS-side phase changes) are announced (SNS); None: not announced.
     announcer: PhaseAnnouncer | None = None
+    # Starts rolled-back sources again (EC2 StartInstances); None: not wired.
+    sources: SourceStarter | None = None
 
 
 # Azure has not got past waiting for the machine yet: the AWS side knows more about the agent.
@@ -220,6 +249,20 @@ def sync_statuses(deps: StatusSyncDependencies) -> StatusSyncOutcome:
             batch = stops[start : start + CUTOVER_BATCH]
             deps.cutover.invoke({"cutovers": [r.model_dump(mode="json") for r in batch]})
         count("WaveStopsRequested", len(stops))
+    restarts = {
+        tagged.instance.instance_id: (request_id, result)
+        for tagged, result in zip(in_flight, results, strict=True)
+        if isinstance(result, MigrationRecord) and (request_id := rollback_restart(tagged, result)) is not None
+    }
+    if restarts and deps.sources is not None:
+        refused = deps.sources.start_many(sorted(restarts))
+        for instance_id, (request_id, record) in restarts.items():
+            if instance_id in refused:
+                errors[instance_id] = f"start after rollback: {refused[instance_id]}"
+                continue
+            # The source runs again: its status from Azure, the stop mark cleared, the restart remembered.
+            updates[instance_id] = {**desired_tags(record), CUTOVER_STOP: "", ROLLBACK_START: request_id}
+        count("RolledBackSourcesStarted", len(restarts) - len(refused))
     if updates:
         deps.tags.write_tags(updates)
     count("StatusTagsUpdated", len(updates))

@@ -6,6 +6,10 @@ ComputeRP/stable/2024-07-01/examples/virtualMachineExamples/VirtualMachine_Get_I
 with ``ProvisioningState/succeeded`` and ``PowerState/running``, ``vmAgent.statuses`` with displayStatus
 ``Ready``. A VM the simulator did not create answers ARM's 404 ``ResourceNotFound``. Faults per machine
 (``FaultRule.vm_*``) make one machine's VM unhealthy or slow to start. docs/VALIDATION.md has the sources.
+
+``DELETE .../virtualMachines/{vmName}`` (VirtualMachines_Delete: 200, 202 or 204 in the spec) removes the VM at
+once and answers 200 (no long-running operation to poll); its instance view is then 404. An unknown VM is ARM's 404
+``ResourceNotFound``. Rollback uses it (docs/ROLLBACK.md).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ VM_PATH = re.compile(
     re.IGNORECASE,
 )
 INSTANCE_VIEW = "VirtualMachines_InstanceView"
+DELETE = "VirtualMachines_Delete"
 AGENT_VERSION = "2.7.41491.1102"
 _RG_ID = re.compile(r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)/?$", re.I)
 
@@ -80,11 +85,15 @@ def route(method: str, path: str, api_version: str | None) -> tuple[str, dict[st
             f"The supported api-versions are '{', '.join(sorted(COMPUTE_API_VERSIONS))}'.",
         )
     rest = (found["rest"] or "").rstrip("/")
+    params = {"subscription": found["subscription"], "resource_group": found["resource_group"], "vm": found["vm"]}
+    if not rest:
+        if method != "DELETE":
+            raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
+        return DELETE, params
     if rest.lower() != "/instanceview":
         raise ArmError(404, "InvalidResourceType", f"The resource path '{rest or '/'}' is not served by the simulator.")
     if method != "GET":
         raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
-    params = {"subscription": found["subscription"], "resource_group": found["resource_group"], "vm": found["vm"]}
     return INSTANCE_VIEW, params
 
 
@@ -93,19 +102,34 @@ def machine_of(sim: Simulator, params: dict[str, str]) -> str | None:
     return vm.machine_name if vm is not None else None
 
 
+def _not_found(p: dict[str, str]) -> ArmError:
+    return ArmError(
+        404,
+        "ResourceNotFound",
+        f"The Resource 'Microsoft.Compute/virtualMachines/{p['vm']}' under resource group "
+        f"'{p['resource_group']}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
 def instance_view(call: Call) -> Reply:
     from devstack.asr_sim.api import Reply
 
     p = call.params
     vm = call.sim.vms.get(vm_key(p["subscription"], p["resource_group"], p["vm"]))
     if vm is None:
-        raise ArmError(
-            404,
-            "ResourceNotFound",
-            f"The Resource 'Microsoft.Compute/virtualMachines/{p['vm']}' under resource group "
-            f"'{p['resource_group']}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-        )
+        raise _not_found(p)
     return Reply(200, render_instance_view(vm, call.sim.machine_rule(vm.machine_name), call.now))
+
+
+def delete(call: Call) -> Reply:
+    from devstack.asr_sim.api import Reply
+
+    p = call.params
+    key = vm_key(p["subscription"], p["resource_group"], p["vm"])
+    if key not in call.sim.vms:
+        raise _not_found(p)
+    del call.sim.vms[key]
+    return Reply(200, None)
 
 
 def render_instance_view(vm: FailedOverVm, rule: FaultRule | None, now: datetime) -> dict[str, Any]:
@@ -147,4 +171,4 @@ def render_instance_view(vm: FailedOverVm, rule: FaultRule | None, now: datetime
     return body
 
 
-HANDLERS = {INSTANCE_VIEW: instance_view}
+HANDLERS = {INSTANCE_VIEW: instance_view, DELETE: delete}

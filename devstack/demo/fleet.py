@@ -40,7 +40,7 @@ class DemoInstance:
     private_ip: str
     os_type: Literal["Windows", "Linux"]
     wave: str
-    expected: Literal["Migrated", "NotReady"]
+    expected: Literal["Migrated", "NotReady", "RolledBack"]
     why: str = ""
 
 
@@ -76,7 +76,8 @@ def build_fleet(
     waves: tuple[str, str],
 ) -> list[DemoInstance]:
     """``count`` instances over two waves; three deliberately not ready: one PV, one whose security group lets it
-    reach the appliance on 443 only (not 9443), one that is no SSM managed node."""
+    reach the appliance on 443 only (not 9443), one that is no SSM managed node. With five or more, the first (in
+    wave-a) fails over to a VM that does not run (the runner injects it): its gate fails and it is rolled back."""
     ready_group = _group(ec2, vpc_id, "app-servers", appliance_group, None)
     blocked_group = _group(ec2, vpc_id, "legacy-443-only-outbound", appliance_group, (443,))
     fleet: list[DemoInstance] = []
@@ -90,6 +91,8 @@ def build_fleet(
             group, expected, why = blocked_group, "NotReady", "security group blocks outbound 9443"
         elif index == count - 3:
             expected, why = "NotReady", "no SSM agent"
+        elif index == 0 and count >= 5:
+            expected, why = "RolledBack", "its Azure VM does not run (injected): the gate fails, rolled back"
         wave = waves[index % 2]
         raw = ec2.run_instances(
             ImageId=image, MinCount=1, MaxCount=1, InstanceType=SIZES[index % len(SIZES)],  # type: ignore[arg-type]

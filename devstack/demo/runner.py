@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 FaultProfile = Literal["none", "flaky", "hostile"]
 WAVES = ("wave-a", "wave-b")  # wave-a: cut over by its schedule; wave-b: by an operator, together
 ASYNC_ATTEMPTS = 3  # Lambda runs a failed asynchronous invocation twice more
-FINAL = frozenset({"Migrated", "Failed", "Cancelled", "NotReady"})
+FINAL = frozenset({"Migrated", "Failed", "Cancelled", "NotReady", "RolledBack"})
 AT_EXPRESSION = re.compile(r"^at\((?P<when>[0-9T:-]+)\)$")
 
 
@@ -216,6 +216,8 @@ class Demo:
         )  # fmt: skip
         state_changes.poll()
         apply_faults(sim, self.options.faults, fleet)
+        for unhealthy in (i for i in fleet if i.expected == "RolledBack"):  # docs/ROLLBACK.md: its VM does not run
+            sim.vm_fault(unhealthy.private_ip, power_state="stopped")
         cutover_at = (clock.now() + timedelta(days=5)).replace(microsecond=0)
         self.console.print(f"{len(fleet)} EC2 instances in {WAVES[0]} (cutover window {cutover_at:%Y-%m-%d %H:%M}Z) "
                            f"and {WAVES[1]} (cut over on request; it stops its own sources); tagging them")  # fmt: skip
@@ -262,6 +264,7 @@ class Demo:
             "not_ready": counts["NotReady"],
             "failed": counts["Failed"],
             "cancelled": counts["Cancelled"],
+            "rolled_back": counts["RolledBack"],
             "ssm_installs": sum(1 for i in ssm.invocations() if i.status == "Success"),
             "registered_by_install": sum(1 for i in ssm.invocations() if i.registered_with_appliance),
             "state_change_events": state_changes.delivered,
@@ -359,6 +362,8 @@ class Demo:
     def _as_expected(self, instance: DemoInstance, phase: str, records: dict[str, dict[str, Any]]) -> bool:
         if instance.expected == "NotReady":
             return phase == "NotReady"
+        if instance.expected == "RolledBack":
+            return phase == "RolledBack"
         if phase == "Migrated":
             return True
         # Under the hostile profile a machine may fail, but only with a reason an operator can act on.

@@ -5,6 +5,11 @@
 its ``statuses`` carry ``ProvisioningState/<state>`` and ``PowerState/<state>``, ``vm_agent.statuses`` the guest
 agent's displayStatus (``Ready``), ``boot_diagnostics`` where the console screenshot and serial log are (and a
 ``status`` when they could not be taken). docs/VALIDATION.md has the sources.
+
+Rollback before commit deletes the failed-over VM: ``virtual_machines.begin_delete(resource_group, vm_name)`` is
+``DELETE .../providers/Microsoft.Compute/virtualMachines/{vmName}`` (VirtualMachines_Delete, answers 200/202/204, a
+long-running operation); sent once without waiting (``polling=False``), the VM is gone when its instance view is 404.
+Its disks and NICs are not deleted (docs/ROLLBACK.md).
 """
 
 from __future__ import annotations
@@ -96,6 +101,21 @@ class ComputeVmInspector:
         except NotFound:
             return VmHealth.not_found(vm_id)
         return health_from(vm_id, view)
+
+    def delete(self, vm_id: str) -> bool:
+        """True when the VM is gone; else ask for its deletion (once: not again while ARM says it is deleting)."""
+        subscription, resource_group, name = parse_vm_id(vm_id)
+        client = self._client(subscription)
+        try:
+            with translated_errors(f"read the instance view of VM {name}"):
+                view = client.virtual_machines.instance_view(resource_group, name)
+            if (_state(view.statuses, "ProvisioningState") or "").lower() == "deleting":
+                return False
+            with translated_errors(f"delete VM {name}"):
+                client.virtual_machines.begin_delete(resource_group, name, polling=False)
+        except NotFound:
+            return True
+        return False
 
     def close(self) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from functions.api.models import (
     CutoverRequest,
     ResumeRequest,
     RetryRequest,
+    RollbackRequest,
     WaveCutoverRequest,
     WaveCutoverStarted,
 )
@@ -132,6 +133,17 @@ async def retry(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
             services().store, control(client), route_value(req, "migration_id"), parse_body(req, RetryRequest)
         )
     )
+
+
+@bp.function_name("api_rollback")
+@bp.route(route="migrations/{migration_id}/rollback", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def rollback(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    built = services()
+    return await respond_async(
+        lambda: logic.rollback(built.store, control(client), built.steps, route_value(req, "migration_id"),
+                               parse_body(req, RollbackRequest)),
+    )  # fmt: skip
 
 
 @bp.function_name("api_cut_over_wave")

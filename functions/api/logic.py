@@ -24,13 +24,16 @@ from functions.api.models import (
     NotificationView,
     ResumeRequest,
     RetryRequest,
+    RollbackRequest,
 )
 from functions.names import (
     EVENT_APPROVED,
     EVENT_CANCEL_REQUESTED,
     EVENT_FAILOVER_REQUESTED,
+    EVENT_ROLLBACK_REQUESTED,
     MIGRATE_INSTANCE,
 )
+from migration import lifecycle
 from migration.errors import InvalidInput, NotFound, PreconditionFailed
 from migration.events import (
     CancelRequestedData,
@@ -41,7 +44,15 @@ from migration.events import (
 )
 from migration.identity import InstanceRef
 from migration.intake import IntakeAction, IntakeDecision
-from migration.lifecycle import ACTIVE_RUNTIME_STATUSES, FAILOVER_STARTED_PHASES, TERMINAL_PHASES, Phase, is_cancellable
+from migration.lifecycle import (
+    ACTIVE_RUNTIME_STATUSES,
+    COMMITTED_PHASES,
+    FAILOVER_STARTED_PHASES,
+    TERMINAL_PHASES,
+    Phase,
+    is_cancellable,
+    rollback_refusal,
+)
 from migration.notifications import NotificationOutbox
 from migration.ports import MigrationStore
 from migration.queries import check_wave, summarize_wave
@@ -237,9 +248,9 @@ async def retry(
     retried: it has not given up (a member released by a failed recovery plan resumes by itself).
     """
     record = await _read_checked(store, migration_id)
-    if record.phase is not Phase.FAILED:
+    if record.phase not in (Phase.FAILED, Phase.ROLLED_BACK):
         raise PreconditionFailed(
-            f"only a Failed migration can be retried; {migration_id} is {record.phase.value}",
+            f"only a Failed or RolledBack migration can be retried; {migration_id} is {record.phase.value}",
             code="NotFailed",
         )
     if await control.runtime_status(migration_id) in ACTIVE_RUNTIME_STATUSES:
@@ -249,6 +260,47 @@ async def retry(
             code="StillRunning",
         )
     return await _request(control, _request_again(record, now()), "retry", phase=record.phase)
+
+
+async def rollback(
+    store: MigrationStore,
+    control: OrchestrationControl,
+    steps: MigrationSteps,
+    migration_id: str,
+    request: RollbackRequest,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Accepted:
+    """Roll a failover back before its commit (docs/ROLLBACK.md). A running orchestration gets RollbackRequested
+    (in FailingOver it is held until the failover job ends); a Failed migration whose orchestration has ended (after
+    its failover, before a commit) keeps the request on its record and a new orchestration carries it out."""
+    record = await _read_checked(store, migration_id)
+    previous = record.last_change.previous if record.last_change is not None else None
+    committed = record.timeline.committed_at is not None or (
+        record.phase is Phase.FAILED and previous in COMMITTED_PHASES
+    )
+    refusal = rollback_refusal(record.phase, failover_done=record.timeline.failover_done_at is not None,
+                               committed=committed)  # fmt: skip
+    if refusal is not None:
+        code, words = refusal
+        raise PreconditionFailed(f"migration {migration_id} cannot be rolled back: {words}", code=code)
+    if record.cutover_plan is not None and record.phase is not Phase.FAILED:
+        raise PreconditionFailed(
+            f"migration {migration_id} fails over with its wave (recovery plan {record.cutover_plan}), whose gate "
+            "decides: a member that fails it is released and rolls back on its own gate",
+            code="WaveOwnsCutover",
+        )
+    order = lifecycle.RollbackRequest(requested_by="operator", reason=request.reason)
+    if await control.runtime_status(migration_id) in ACTIVE_RUNTIME_STATUSES:
+        await control.raise_event(migration_id, EVENT_ROLLBACK_REQUESTED, order.model_dump(mode="json"))
+        return _accepted(record, "rollback", EVENT_ROLLBACK_REQUESTED)
+    if record.phase is not Phase.FAILED:
+        raise PreconditionFailed(
+            f"migration {migration_id} is {record.phase.value} but no orchestration runs for it; retry it first",
+            code="OrchestrationNotRunning",
+        )
+    await asyncio.to_thread(steps.request_rollback, migration_id, order)
+    return await _request(control, _request_again(record, now()), "rollback", phase=record.phase)
 
 
 async def _request(

@@ -67,6 +67,12 @@ class RetryRequest(_Body):
     reason: Reason = ""
 
 
+class RollbackRequest(_Body):
+    """Roll a failover back before its commit: the failed-over VM is deleted, the source started again in AWS."""
+
+    reason: Reason = ""
+
+
 class ResumeRequest(_Body):
     """Resume the ASR job a migration waits on, which ASR suspended for an operator (replicationJobs resume)."""
 
@@ -110,7 +116,7 @@ class MigrationDetail(BaseModel):
     notifications: list[NotificationView] = []
 
 
-Action = Literal["start", "cutover", "approve", "cancel", "retry", "resume"]
+Action = Literal["start", "cutover", "approve", "cancel", "retry", "resume", "rollback"]
 
 
 class Accepted(BaseModel):

@@ -18,6 +18,7 @@ from functions.api.models import (
     MigrationDetail,
     ResumeRequest,
     RetryRequest,
+    RollbackRequest,
     WaveCutoverRequest,
     WaveCutoverStarted,
 )
@@ -39,6 +40,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (ApproveRequest, "validation"),
     (CancelRequest, "validation"),
     (RetryRequest, "validation"),
+    (RollbackRequest, "validation"),
     (ResumeRequest, "validation"),
     (JobResumed, "serialization"),
     (WaveCutoverRequest, "validation"),
@@ -203,6 +205,14 @@ def openapi_document() -> dict[str, Any]:
                 "Retry a Failed migration",
                 "Starts the migration's orchestration again with its original request; it resumes from what ASR "
                 "reports. Refused while the orchestration still runs.",
+            ),
+            "/migrations/{migration_id}/rollback": _signal(
+                refs,
+                "RollbackRequest",
+                "Roll a failover back before its commit",
+                "Raises RollbackRequested (or, for a Failed migration whose orchestration ended, starts one that rolls "
+                "back): protection is disabled, the failed-over VM deleted, the source started again in AWS. Refused "
+                "after the commit (ASR no longer goes back) and before any failover (cancel instead).",
             ),
             "/waves/{wave}": {
                 "get": {

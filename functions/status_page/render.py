@@ -12,6 +12,7 @@ from migration.records import MigrationRecord, WaveSummary
 
 PHASE_CLASS = {
     Phase.MIGRATED: "ok", Phase.FAILED: "bad", Phase.NOT_READY: "bad", Phase.CANCELLED: "muted",
+    Phase.ROLLED_BACK: "bad",
     Phase.AWAITING_CUTOVER: "wait", Phase.READY_FOR_CUTOVER: "wait",
 }  # fmt: skip
 STYLE = """

@@ -29,6 +29,8 @@ INSTANCES = 6
 # The demo's deliberate NotReady examples: a paravirtual image, a security group that does not let the instance
 # reach the appliance on 9443 (outbound), an instance that is no SSM managed node.
 NOT_READY = 3
+# The demo's deliberate rollback (docs/ROLLBACK.md): wave-a's first instance fails over to a VM that does not run.
+ROLLED_BACK = 1
 OUTPUT = REPO_ROOT / "test-output"
 
 
@@ -134,8 +136,9 @@ def test_the_status_page_shows_the_wave_moving(demo: DemoRun, tmp_path: Path) ->
 def test_the_demo_ends_as_expected_in_tables_tags_and_asr(demo: DemoRun) -> None:
     result = demo.wait()
     assert result.unexpected == [], result.unexpected
-    assert result.summary["migrated"] == INSTANCES - NOT_READY
+    assert result.summary["migrated"] == INSTANCES - NOT_READY - ROLLED_BACK
     assert result.summary["not_ready"] == NOT_READY
+    assert result.summary["rolled_back"] == ROLLED_BACK
     # Issue 15: every migrated machine's agent came through SSM and its install registered it with the appliance
     # (nothing was seeded into discovery); each schedule-driven stop came back as a state-change event.
     assert result.summary["ssm_installs"] == INSTANCES - NOT_READY
@@ -147,10 +150,16 @@ def test_the_demo_ends_as_expected_in_tables_tags_and_asr(demo: DemoRun) -> None
     assert settings.moto is not None
     assert settings.asr is not None
 
-    # Table Storage: every instance that crossed to Azure is Migrated, with its audit log.
+    # Table Storage: every instance that crossed to Azure is Migrated, with its audit log, but the one whose VM did not
+    # run: rolled back (never committed), its source running again in AWS.
     store = TableStore(TableServiceClient.from_connection_string(settings.azurite.connection_string))
-    records = store.list(page_size=100).items
-    assert len(records) == INSTANCES - NOT_READY
+    everything = store.list(page_size=100).items
+    assert len(everything) == INSTANCES - NOT_READY
+    rolled_back = [r for r in everything if r.phase is Phase.ROLLED_BACK]
+    assert len(rolled_back) == ROLLED_BACK
+    assert rolled_back[0].wave == "wave-a"
+    assert "PowerState/stopped" in rolled_back[0].reason
+    records = [r for r in everything if r.phase is not Phase.ROLLED_BACK]
     assert {r.phase for r in records} == {Phase.MIGRATED}
     for record in records:
         assert record.failover_requested_at is not None
@@ -183,8 +192,12 @@ def test_the_demo_ends_as_expected_in_tables_tags_and_asr(demo: DemoRun) -> None
             statuses[instance["InstanceId"]] = (found.get(tags.STATUS, ""), found.get(tags.REASON, ""))
     assert (
         sorted(status for status, _ in statuses.values())
-        == ["Migrated"] * (INSTANCES - NOT_READY) + ["NotReady"] * NOT_READY
+        == ["Migrated"] * (INSTANCES - NOT_READY - ROLLED_BACK)
+        + ["NotReady"] * NOT_READY
+        + ["RolledBack"] * ROLLED_BACK
     )
+    back = ec2.describe_instances(InstanceIds=[rolled_back[0].instance.instance_id])["Reservations"][0]["Instances"][0]
+    assert back["State"]["Name"] in ("pending", "running")  # status sync started the source again
     reasons = [reason for status, reason in statuses.values() if status == "NotReady"]
     assert any("paravirtual" in reason for reason in reasons)
     assert any("outbound TCP 9443" in reason for reason in reasons)
@@ -200,4 +213,7 @@ def test_the_demo_ends_as_expected_in_tables_tags_and_asr(demo: DemoRun) -> None
         + operations.get("ReplicationRecoveryPlans_UnplannedFailover", 0)
         >= 2
     )
-    assert operations.get("ReplicationProtectedItems_Delete", 0) == INSTANCES - NOT_READY  # complete migration
+    # complete migration, and the rolled-back item's disable protection
+    assert operations.get("ReplicationProtectedItems_Delete", 0) == INSTANCES - NOT_READY
+    assert stats.commits_started.get(rolled_back[0].protected_item_name or "", 0) == 0
+    assert operations.get("VirtualMachines_Delete", 0) == ROLLED_BACK

@@ -8,16 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import boto3
 import httpx
 import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueClient
 
+from aws2azure.api_client import ApiError, MigrationApi
+from aws_lambda.adapters.ec2 import Ec2Gateway
+from aws_lambda.logic.status_sync import StatusSyncDependencies, sync_statuses
 from devstack.asr_sim.control import SimulatorControl
 from devstack.launcher import Stack
 from devstack.settings import StackSettings
 from functions.adapters.table_store import TableStore
-from tests.e2e.support import api_of, intake_queue, migration_id, phase_of, restart_host, send_event, wait_for
+from migration.errors import NotFound
+from migration.records import MigrationRecord
+from migration.tags import CUTOVER_STOP, MIGRATE, REASON, ROLLBACK_START, STATUS
+from tests.e2e.support import (
+    REGION,
+    api_of,
+    intake_queue,
+    migration_id,
+    phase_of,
+    restart_host,
+    send_event,
+    wait_for,
+)
+from tests.integration.aws.aws_test_support import AMI_UBUNTU
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -83,35 +100,100 @@ def test_a_request_on_the_queue_ends_migrated_with_one_failover_despite_duplicat
     assert record.target_vm_id.endswith(f"/virtualMachines/{instance}")
 
 
-def test_a_failed_over_vm_that_fails_the_gate_is_not_committed(stack: tuple[Stack, StackSettings]) -> None:
+class _StatusApiOverHttp:
+    """Status sync's StatusApi port over the local host's HTTP API (the deployed one reads its key from Secrets
+    Manager; here the test holds it)."""
+
+    def __init__(self, api: MigrationApi) -> None:
+        self._api = api
+
+    def get_migration(self, migration_id: str) -> MigrationRecord:
+        try:
+            return MigrationRecord.model_validate(self._api.get(migration_id)["migration"])
+        except ApiError as exc:
+            if exc.status == 404:
+                raise NotFound(str(exc)) from exc
+            raise
+
+
+def test_a_failed_over_vm_that_fails_the_gate_is_rolled_back_not_committed(stack: tuple[Stack, StackSettings]) -> None:
+    """Issue 18: the stopped VM fails the gate -> rolled back: protection disabled, the failed-over VM deleted, no
+    commit sent; status sync starts the source again in moto and restores its tags; a retry is accepted."""
     _, settings = stack
     assert settings.asr is not None
     assert settings.azurite is not None
+    assert settings.moto is not None
     sim = SimulatorControl.from_endpoint(settings.asr)
     api, queue = api_of(settings), intake_queue(settings)
-    instance = "i-0e2e0000000000002"
+    ec2_client = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                       region_name=REGION).client("ec2", endpoint_url=settings.moto.url)  # fmt: skip
+    raw = ec2_client.run_instances(ImageId=AMI_UBUNTU, MinCount=1, MaxCount=1, InstanceType="m5.large")
+    instance = raw["Instances"][0]["InstanceId"]
+    ec2_client.create_tags(Resources=[instance], Tags=[{"Key": MIGRATE, "Value": "true"},
+                                                       {"Key": STATUS, "Value": "Requested"}])  # fmt: skip
     item = sim.seed_machine("10.20.0.12", "Linux", "Ubuntu 22.04 LTS", [64], friendly_name=instance)
     sim.vm_fault("10.20.0.12", power_state="stopped")  # the VM the failover creates does not run
     request = {"private_ip": "10.20.0.12", "os_family": "linux", "wave": "e2e", "request_id": "r-e2e-2"}
     send_event(queue, "MigrationRequested", instance, request)
     wait_for(lambda: phase_of(api, instance) == "AwaitingCutover", what="AwaitingCutover")
+    # The cutover stops the source (and marks it) before it sends the failover.
+    ec2_client.stop_instances(InstanceIds=[instance])
+    ec2_client.create_tags(Resources=[instance], Tags=[{"Key": CUTOVER_STOP, "Value": "sent:r-e2e-2:schedule"}])
     send_event(queue, "FailoverRequested", instance, {"requested_by": "schedule", "source_stopped": True})
-    wait_for(lambda: phase_of(api, instance) == "Failed", timeout=120, what="Failed")
+    wait_for(lambda: phase_of(api, instance) == "RolledBack", timeout=120, what="RolledBack")
 
     stats = sim.stats()
     assert stats.failovers_started.get(item) == 1
     assert stats.commits_started.get(item, 0) == 0, stats.commits_started
     writes = [r.operation for r in sim.requests() if r.kind == "write" and r.machine == item]
     assert "ReplicationProtectedItems_FailoverCommit" not in writes, writes
+    assert writes == [
+        "ReplicationProtectedItems_Create",
+        "ReplicationProtectedItems_UnplannedFailover",
+        "ReplicationProtectedItems_Delete",  # disable protection (POST .../remove)
+        "VirtualMachines_Delete",  # the failed-over VM
+    ], writes
     store = TableStore(TableServiceClient.from_connection_string(settings.azurite.connection_string))
     record = store.get(migration_id(instance))
     assert "PowerState/stopped" in record.reason
-    assert "NOT committed" in record.reason
+    assert "rolled back before commit" in record.reason
     assert record.validation is not None
     assert record.validation.verdict == "failed"
-    failed = [e for e in store.list_events(migration_id(instance)) if e.kind == "ValidationFailed"]
-    assert failed
+    assert record.timeline.restart_requested_at is not None
+    events = store.list_events(migration_id(instance))
+    kinds = [e.kind for e in events]
+    for expected in ("ValidationFailed", "RollbackStarted", "ProtectionDisabled", "FailedOverVmDeleted", "RolledBack"):
+        assert expected in kinds, kinds
+    failed = [e for e in events if e.kind == "ValidationFailed"]
     assert "PowerState/stopped" in failed[0].message
+    # The failed-over VM is gone from Microsoft.Compute: deleted once (200), then its instance view is 404.
+    assert record.target_vm_id is not None
+    deleted = [r for r in sim.requests() if r.operation == "VirtualMachines_Delete" and r.machine == item]
+    assert [r.status for r in deleted] == [200], deleted
+    looks = [r for r in sim.requests() if r.operation == "VirtualMachines_InstanceView" and r.seq > deleted[0].seq]
+    assert looks, looks
+    assert looks[-1].status == 404, looks
+
+    # The AWS side pulls the record and starts the source again, once, with its tags restored.
+    ec2 = Ec2Gateway(ec2_client)
+    deps = StatusSyncDependencies(inventory=ec2, tags=ec2, status_api=_StatusApiOverHttp(api), sources=ec2)
+    outcome = sync_statuses(deps)
+    assert instance in outcome.updated, outcome
+    state = ec2_client.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state in ("pending", "running")
+    tags = {t["Key"]: t["Value"] for t in ec2_client.describe_tags(
+        Filters=[{"Name": "resource-id", "Values": [instance]}])["Tags"]}  # fmt: skip
+    assert tags[STATUS] == "RolledBack"
+    assert "rolled back before commit" in tags[REASON]
+    assert tags[CUTOVER_STOP] == ""
+    assert tags[ROLLBACK_START].startswith("rollback-")
+    ec2_client.stop_instances(InstanceIds=[instance])
+    assert instance not in sync_statuses(deps).updated  # once per request: not started twice
+
+    # RolledBack is retryable: the retry starts again from the beginning (the ASR item is gone: enable runs again).
+    assert api.act(migration_id(instance), "retry", {"reason": "VM image fixed"})["action"] == "retry"
+    wait_for(lambda: phase_of(api, instance) == "AwaitingCutover", timeout=120, what="AwaitingCutover again")
+    assert store.get(migration_id(instance)).failover_requested_at is None
 
 
 def test_an_invalid_message_goes_to_the_poison_queue_and_nothing_starts(stack: tuple[Stack, StackSettings]) -> None:

@@ -215,7 +215,7 @@ def test_the_failover_job_s_success_leads_to_the_gate_not_the_commit() -> None:
     assert Stage.VALIDATE in lc.FAILOVER_STARTED_STAGES
     assert Phase.VALIDATING in lc.FAILOVER_STARTED_PHASES
     assert not lc.is_cancellable(Phase.VALIDATING)
-    assert lc.ALLOWED_TRANSITIONS[Phase.VALIDATING] == {Phase.COMMITTING, Phase.FAILED}
+    assert lc.ALLOWED_TRANSITIONS[Phase.VALIDATING] == {Phase.COMMITTING, Phase.ROLLING_BACK, Phase.FAILED}
 
 
 def test_a_vm_that_runs_with_a_ready_agent_passes_and_is_committed() -> None:
@@ -241,7 +241,12 @@ def test_a_vm_still_starting_is_looked_at_again_after_a_short_pause() -> None:
 
 
 def test_past_the_bound_the_migration_fails_with_the_findings_and_nothing_is_committed() -> None:
-    s = state(stage=Stage.VALIDATE, validation_started_at=NOW, validation_bound_seconds=1200)
+    s = state(
+        stage=Stage.VALIDATE,
+        validation_started_at=NOW,
+        validation_bound_seconds=1200,
+        rollback_on_failed_validation=False,
+    )
     note, finish = lc.after_validation(s, vm(agent="Not Ready"), None, NOW + timedelta(minutes=20)).commands
     assert isinstance(note, Note)
     assert note.kind == "ValidationFailed"
@@ -264,7 +269,7 @@ def test_the_last_look_before_the_bound_falls_on_the_bound() -> None:
 
 def test_a_stopped_or_failed_vm_fails_at_once() -> None:
     for health in (vm(power="stopped"), vm(power="deallocated"), vm(provisioning="failed")):
-        s = state(stage=Stage.VALIDATE)
+        s = state(stage=Stage.VALIDATE, rollback_on_failed_validation=False)
         note, finish = lc.after_validation(s, health, None, NOW).commands
         assert isinstance(note, Note)
         assert note.kind == "ValidationFailed"
@@ -274,7 +279,7 @@ def test_a_stopped_or_failed_vm_fails_at_once() -> None:
 
 
 def test_a_permanent_error_reading_the_vm_fails_without_a_commit() -> None:
-    s = state(stage=Stage.VALIDATE)
+    s = state(stage=Stage.VALIDATE, rollback_on_failed_validation=False)
     error = StepError(kind="permanent", message="AuthorizationFailed")
     _, finish = lc.after_validation(s, None, error, NOW).commands
     assert isinstance(finish, Finish)
@@ -317,3 +322,119 @@ def test_a_recovery_plan_commits_only_when_every_member_passes() -> None:
     assert "PowerState/stopped" in why
     assert lc.plan_gate({"a": ok}, {"b": "503"}, {"b": True}, started=NOW, now=NOW, bound=bound)[0] == "wait"
     assert lc.plan_gate({"a": ok}, {"b": "403"}, {"b": False}, started=NOW, now=NOW, bound=bound)[0] == "fail"
+
+
+# -- rollback before commit (docs/ROLLBACK.md) ------------------------------------------------------
+
+
+def _notes(decision: lc.Decision) -> list[Note]:
+    assert all(isinstance(command, Note) for command in decision.commands), decision.commands
+    return [command for command in decision.commands if isinstance(command, Note)]
+
+
+def _stage(s: WorkflowState) -> Stage:
+    return s.stage  # read through a call: mypy does not keep an earlier narrowing of the attribute
+
+
+def _refusal(phase: Phase, *, failover_done: bool, committed: bool) -> tuple[str, str]:
+    refused = lc.rollback_refusal(phase, failover_done=failover_done, committed=committed)
+    assert refused is not None
+    return refused
+
+
+def test_a_failed_gate_starts_the_rollback_and_never_the_commit() -> None:
+    s = state(stage=Stage.VALIDATE)
+    failed, started = lc.after_validation(s, vm(power="stopped"), None, NOW).commands
+    assert isinstance(failed, Note)
+    assert failed.kind == "ValidationFailed"
+    assert isinstance(started, Note)
+    assert started.kind == "RollbackStarted"
+    assert "PowerState/stopped" in started.message
+    assert s.stage is Stage.ROLLBACK
+    assert s.rollback is not None
+    assert s.rollback.requested_by == "validation gate"
+    assert lc.STAGE_PHASE[Stage.ROLLBACK] is Phase.ROLLING_BACK
+    assert Stage.ROLLBACK in lc.FAILOVER_STARTED_STAGES  # never cancelled, never a second failover
+
+
+def test_the_rollback_disables_protection_then_deletes_the_vm_then_ends_rolled_back() -> None:
+    s = state(stage=Stage.ROLLBACK, rollback={"requested_by": "operator", "reason": "app broken"})
+    assert lc.after_start(s, "job-d", None, NOW).commands == []
+    assert s.stage is Stage.WATCH_ROLLBACK
+    (disabled,) = _notes(lc.after_job(s, AsrJob(job_id="job-d", state="Succeeded"), None))
+    assert isinstance(disabled, Note)
+    assert disabled.kind == "ProtectionDisabled"
+    assert _stage(s) is Stage.REMOVE_VM
+    (sleep,) = lc.after_remove_vm(s, False, None, NOW).commands
+    assert isinstance(sleep, Sleep)
+    note, finish = lc.after_remove_vm(s, True, None, NOW).commands
+    assert isinstance(note, Note)
+    assert note.kind == "RolledBack"
+    assert isinstance(finish, Finish)
+    assert finish.phase is Phase.ROLLED_BACK
+    assert "app broken" in finish.reason
+    assert "aws2azure retry" in finish.reason
+
+
+def test_an_item_already_gone_goes_straight_to_the_vm() -> None:
+    s = state(stage=Stage.ROLLBACK)
+    (note,) = _notes(lc.after_start(s, None, None, NOW))
+    assert isinstance(note, Note)
+    assert note.kind == "ProtectionDisabled"
+    assert s.stage is Stage.REMOVE_VM
+
+
+def test_a_rollback_request_while_validating_rolls_back_and_one_while_failing_over_waits_for_the_job() -> None:
+    s = state(stage=Stage.VALIDATE)
+    (note,) = _notes(lc.on_event(s, lc.EVENT_ROLLBACK, {"requested_by": "operator", "reason": "no"}))
+    assert note.kind == "RollbackStarted"
+    assert s.stage is Stage.ROLLBACK
+    s = state(stage=Stage.WATCH_FAILOVER, job_id="job-f")
+    (held,) = _notes(lc.on_event(s, lc.EVENT_ROLLBACK, {"requested_by": "operator"}))
+    assert held.kind == "RollbackRequested"
+    assert s.stage is Stage.WATCH_FAILOVER
+    (started,) = _notes(lc.after_job(s, AsrJob(job_id="job-f", state="Succeeded"), None))
+    assert started.kind == "RollbackStarted"
+    assert _stage(s) is Stage.ROLLBACK
+
+
+def test_a_rollback_is_refused_after_the_commit_and_before_any_failover() -> None:
+    for stage in (Stage.COMMIT, Stage.WATCH_COMMIT, Stage.WATCH_COMPLETE):
+        s = state(stage=stage)
+        (note,) = _notes(lc.on_event(s, lc.EVENT_ROLLBACK, {"requested_by": "operator"}))
+        assert note.kind == "RollbackRefused"
+        assert "commit ended ASR's failover" in note.message
+        assert s.stage is stage
+        assert s.rollback is None
+    s = state(stage=Stage.AWAIT_CUTOVER)
+    (note,) = _notes(lc.on_event(s, lc.EVENT_ROLLBACK, {"requested_by": "operator"}))
+    assert note.kind == "RollbackRefused"
+    assert "cancel instead" in note.message
+    assert _refusal(Phase.MIGRATED, failover_done=True, committed=True)[0] == "AlreadyCommitted"
+    assert _refusal(Phase.COMMITTING, failover_done=True, committed=False)[0] == "AlreadyCommitted"
+    assert _refusal(Phase.FAILED, failover_done=True, committed=True)[0] == "AlreadyCommitted"
+    code, words = _refusal(Phase.AWAITING_CUTOVER, failover_done=False, committed=False)
+    assert code == "NotFailedOver"
+    assert "cancel" in words
+    assert _refusal(Phase.FAILED, failover_done=False, committed=False)[0] == "NotFailedOver"
+    assert lc.rollback_refusal(Phase.VALIDATING, failover_done=True, committed=False) is None
+    assert lc.rollback_refusal(Phase.FAILED, failover_done=True, committed=False) is None
+
+
+def test_a_rollback_asked_for_an_ended_migration_starts_in_the_rollback_stage() -> None:
+    s = state()
+    registered = Registered(migration_id="m", phase=Phase.FAILED, protected_item_name="item", new_request=True,
+                            rollback={"requested_by": "operator", "reason": "r"})  # fmt: skip
+    (note,) = _notes(lc.after_register(s, registered, None, NOW))
+    assert note.kind == "RollbackStarted"
+    assert s.stage is Stage.ROLLBACK
+
+
+def test_rolled_back_is_an_end_from_which_a_retry_starts_again_from_requested() -> None:
+    assert Phase.ROLLED_BACK in lc.TERMINAL_PHASES
+    assert lc.ALLOWED_TRANSITIONS[Phase.ROLLED_BACK] == {Phase.REQUESTED}
+    assert lc.ALLOWED_TRANSITIONS[Phase.ROLLING_BACK] == {Phase.ROLLED_BACK, Phase.FAILED}
+    s = state()
+    registered = Registered(migration_id="m", phase=Phase.REQUESTED, new_request=True)
+    lc.after_register(s, registered, None, NOW)
+    assert s.stage is Stage.ENABLE  # the ASR item is gone: enable runs again

@@ -105,6 +105,9 @@ class World:
                           provisioning_state="succeeded", power_state="running" if verdict == "passed" else "starting",
                           agent_status="Ready", verdict="passed" if verdict == "passed" else
                           "failed" if verdict == "stopped" else "pending", findings=findings)  # fmt: skip
+            case "remove_failed_over_vm":
+                return ok(vm_id="/subscriptions/s/resourceGroups/t/providers/Microsoft.Compute/virtualMachines/i-1",
+                          gone=True)  # fmt: skip
             case "record_phase":
                 self.phases.append((payload["phase"], payload["reason"]))
                 return ok()
@@ -473,13 +476,17 @@ def test_the_gate_looks_again_while_the_vm_starts_then_commits() -> None:
     assert "ValidationPassed" in {kind for kind, _ in world.notes}
 
 
-def test_a_vm_that_fails_the_gate_is_never_committed() -> None:
+def test_a_vm_that_fails_the_gate_is_never_committed_and_is_rolled_back() -> None:
     world = World(vm_looks=["stopped"])
     replay = Replay(HANDLE, request(), START)
     output = replay.run(world, before_episode=raise_when(awaiting(world), names.EVENT_FAILOVER_REQUESTED,
                                                          failover_event()))  # fmt: skip
-    assert output["outcome"] == "Failed"
+    assert output["outcome"] == "RolledBack"
     assert calls(replay)["start_commit"] == 0
-    assert world.phases[-1][0] == "Failed"
-    assert "NOT committed" in world.phases[-1][1]
+    assert calls(replay)["start_rollback"] == 1
+    assert calls(replay)["remove_failed_over_vm"] == 1
+    assert world.phases[-1][0] == "RolledBack"
+    assert "rolled back before commit" in world.phases[-1][1]
     assert any(kind == "ValidationFailed" and "PowerState/stopped" in message for kind, message in world.notes)
+    kinds = [kind for kind, _ in world.notes]
+    assert kinds.index("RollbackStarted") < kinds.index("ProtectionDisabled") < kinds.index("RolledBack")

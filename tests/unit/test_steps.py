@@ -225,3 +225,89 @@ def test_a_concurrent_writer_does_not_lose_the_update(world: World) -> None:
     record = store.get(migration_id)
     assert record.phase is Phase.ENABLING_REPLICATION
     assert record.reason == "enabling"
+
+
+class FakeVms:
+    """The failed-over VM: present until deleted (the deletion takes one more look)."""
+
+    def __init__(self) -> None:
+        self.deleting = False
+        self.gone = False
+        self.deletes = 0
+
+    def inspect(self, vm_id: str) -> object:  # pragma: no cover - not used here
+        raise AssertionError("not called")
+
+    def delete(self, vm_id: str) -> bool:
+        if self.gone:
+            return True
+        if self.deleting:
+            self.gone = True
+            return True
+        self.deleting, self.deletes = True, self.deletes + 1
+        return False
+
+
+def failed_over(world: World) -> str:
+    steps, _, asr, _ = world
+    migration_id = replicated(world)
+    steps.observe_replication(migration_id)
+    steps.record_phase(migration_id, Phase.READY_FOR_CUTOVER)
+    steps.record_phase(migration_id, Phase.AWAITING_CUTOVER)
+    steps.start_failover(migration_id)
+    asr.failover_done("machine-1")
+    steps.record_phase(migration_id, Phase.VALIDATING)
+    return migration_id
+
+
+def test_a_rollback_disables_protection_deletes_the_vm_and_asks_aws_to_start_the_source(world: World) -> None:
+    from migration.lifecycle import RollbackRequest
+
+    steps, store, asr, _ = world
+    vms = FakeVms()
+    steps.vms = vms  # type: ignore[assignment]
+    steps.target_resource_group_id = "/subscriptions/s/resourceGroups/target"
+    migration_id = failed_over(world)
+    order = RollbackRequest(requested_by="validation gate", reason="PowerState/stopped")
+    started = steps.start_rollback(migration_id, order)
+    assert started is not None
+    assert steps.start_rollback(migration_id, order) == started  # a rerun: the disable is not sent twice
+    assert [op for op, _ in asr.writes].count("DisableProtection") == 1
+    assert "Commit" not in [op for op, _ in asr.writes]
+    assert store.get(migration_id).phase is Phase.ROLLING_BACK
+    assert steps.remove_failed_over_vm(migration_id).gone is False
+    removed = steps.remove_failed_over_vm(migration_id)
+    assert removed.gone
+    assert (
+        removed.vm_id
+        == "/subscriptions/s/resourceGroups/target/providers/Microsoft.Compute/virtualMachines/"
+        + (INSTANCE["instance_id"])
+    )
+    assert vms.deletes == 1
+    record = store.get(migration_id)
+    assert record.phase is Phase.ROLLED_BACK
+    assert record.timeline.restart_requested_at is not None
+    kinds = [e.kind for e in store.events]
+    assert "RollbackStarted" in kinds
+    assert any(e.kind == "FailedOverVmDeleted" and "disks and NICs" in e.message for e in store.events)
+
+    # A retry starts from scratch: the failover is forgotten, the AWS side's restart request kept.
+    again = steps.register(request("r-2"))
+    record = store.get(migration_id)
+    assert again.phase is Phase.REQUESTED
+    assert record.protected_item_name is None
+    assert record.failover_requested_at is None
+    assert record.rollback is None
+    assert record.timeline.restart_requested_at is not None
+
+
+def test_a_committed_item_is_never_rolled_back(world: World) -> None:
+    from migration.lifecycle import RollbackRequest
+
+    steps, _, asr, _ = world
+    migration_id = failed_over(world)
+    asr._set("machine-1", allowed_operations=frozenset({"CompleteMigration", "DisableProtection", "Failback"}))
+    with pytest.raises(PreconditionFailed, match="commit ended ASR's failover") as refused:
+        steps.start_rollback(migration_id, RollbackRequest(reason="too late"))
+    assert refused.value.code == "AlreadyCommitted"
+    assert "DisableProtection" not in [op for op, _ in asr.writes]

@@ -125,7 +125,7 @@ def test_an_unknown_wave_is_404_and_a_bad_name_400(fleet: TableStore, call: Call
 
 def test_every_route_needs_a_function_key(functions: dict[str, Any]) -> None:
     levels = {name: function.get_trigger().auth_level for name, function in functions.items()}
-    assert len(levels) == 11  # the migration and wave routes, the wave cutover and the job resume
+    assert len(levels) == 12  # the migration and wave routes, the wave cutover, the job resume and the rollback
     assert set(levels.values()) == {func.AuthLevel.FUNCTION}
 
 

@@ -440,3 +440,69 @@ def test_resume_calls_asr_for_the_job_the_migration_waits_on_and_refuses_when_th
     nothing = _body(resume(f"migrations/{idle}/resume", route={"migration_id": idle}), 409)["error"]
     assert nothing["code"] == "NothingToResume"
     assert asr.writes == [("ResumeJob", "job-9")]
+
+
+# -- rollback before commit (docs/ROLLBACK.md) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("phase", [Phase.VALIDATING, Phase.FAILING_OVER])
+def test_rollback_of_a_running_failover_raises_rollback_requested(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller, phase: Phase
+) -> None:
+    from functions.names import EVENT_ROLLBACK_REQUESTED
+
+    migration_id = _running(store, durable_host, 60 + list(Phase).index(phase), phase)
+    accepted = _body(_signal(call, "rollback", migration_id, {"reason": "the app does not answer"}), 202)
+    assert accepted["action"] == "rollback"
+    assert accepted["signal"] == EVENT_ROLLBACK_REQUESTED
+    [raised] = durable_host.writes()
+    assert raised.path.endswith(f"/raiseEvent/{EVENT_ROLLBACK_REQUESTED}")
+    assert json.loads(raised.body) == {"requested_by": "operator", "reason": "the app does not answer"}
+
+
+def test_rollback_of_a_failed_migration_after_its_failover_starts_one_that_rolls_back(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller
+) -> None:
+    from migration.records import CutoverTimeline
+
+    failed_over = CutoverTimeline(failover_done_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    migration_id = _running(store, durable_host, 70, Phase.FAILED, protected_item_name="item-70",
+                            timeline=failed_over)  # fmt: skip
+    durable_host.statuses[migration_id] = "Completed"
+
+    assert _body(_signal(call, "rollback", migration_id, {"reason": "gate off"}), 202)["signal"] == MIGRATE_INSTANCE
+    [start] = durable_host.writes()
+    assert start.path == f"orchestrators/{MIGRATE_INSTANCE}/{migration_id}"
+    kept = store.get(migration_id).rollback
+    assert kept is not None
+    assert kept.reason == "gate off"
+
+
+@pytest.mark.parametrize("phase", [Phase.COMMITTING, Phase.COMPLETING, Phase.MIGRATED])
+def test_rollback_after_the_commit_is_409_and_says_why(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller, phase: Phase
+) -> None:
+    migration_id = _running(store, durable_host, 80 + list(Phase).index(phase), phase)
+    error = _body(_signal(call, "rollback", migration_id), 409)["error"]
+    assert error["code"] == "AlreadyCommitted"
+    assert "commit ended ASR's failover: the Azure VM is the machine now" in error["message"]
+    assert durable_host.writes() == []
+
+
+@pytest.mark.parametrize("phase", [Phase.REPLICATING, Phase.AWAITING_CUTOVER])
+def test_rollback_before_any_failover_is_409_and_says_cancel_instead(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller, phase: Phase
+) -> None:
+    migration_id = _running(store, durable_host, 90 + list(Phase).index(phase), phase)
+    error = _body(_signal(call, "rollback", migration_id), 409)["error"]
+    assert error["code"] == "NotFailedOver"
+    assert "cancel it instead" in error["message"]
+    assert durable_host.writes() == []
+
+
+def test_retry_of_a_rolled_back_migration_starts_it_again(
+    store: TableStore, durable_host: RecordingDurableHost, call: Caller
+) -> None:
+    migration_id = _running(store, durable_host, 99, Phase.ROLLED_BACK)
+    durable_host.statuses[migration_id] = "Completed"
+    assert _body(_signal(call, "retry", migration_id), 202)["signal"] == MIGRATE_INSTANCE

@@ -115,3 +115,26 @@ def test_a_machine_s_vm_can_be_made_stopped_agentless_or_slow(asr: AsrDriver) ->
     assert agentless.verdict == "pending"
     assert agentless.agent_status == "Not Ready"
     assert asr.control.faults().machines["10.40.0.3"].vm_power_state == "stopped"  # the other faults stay
+
+
+def test_rollback_disables_an_uncommitted_failover_and_deletes_its_vm(asr: AsrDriver) -> None:
+    """docs/ROLLBACK.md: a failed-over, uncommitted item offers DisableProtection; the removal keeps the VM, which
+    DELETE removes (200), after which its instance view and a second DELETE are ARM's 404 ResourceNotFound."""
+    name = failed_over(asr, "10.40.0.9", "vm-rb")
+    item = asr.item("vm-rb").properties
+    assert item is not None
+    assert "DisableProtection" in (item.allowed_operations or [])
+    assert "Commit" in (item.allowed_operations or [])  # not committed
+    disable = {"properties": {"replicationProviderInput": {"instanceType": "DisableProtectionProviderSpecificInput"}}}
+    asr.run(asr.client.replication_protected_items.begin_delete, "vm-rb", disable)
+    vms = inspector(asr)
+    assert vms.inspect(vm_id(asr, name)).found  # disabling protection does not delete the failed-over VM
+
+    assert vms.delete(vm_id(asr, name)) is False  # deletion asked for
+    assert vms.delete(vm_id(asr, name)) is True  # gone: its instance view is 404
+    assert not vms.inspect(vm_id(asr, name)).found
+    with pytest.raises(ResourceNotFoundError) as raised:
+        compute_client(asr).virtual_machines.begin_delete("aws2azure-target", name, polling=False).result()
+    assert raised.value.error is not None
+    assert raised.value.error.code == "ResourceNotFound"
+    assert asr.control.stats().per_operation.get("VirtualMachines_Delete") == 2

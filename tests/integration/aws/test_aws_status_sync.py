@@ -187,3 +187,36 @@ def test_a_rotated_api_key_is_read_again_after_a_401(
 
     assert instance_id not in outcome["errors"]
     assert local_aws.tags_of(instance_id)[PROGRESS] == "6"
+
+
+def test_a_rolled_back_source_is_started_again_once_with_its_tags_restored(
+    local_aws: LocalAws, status_api: StatusApi, status_sync: ModuleType
+) -> None:
+    from migration.records import CutoverTimeline
+    from migration.tags import CUTOVER_STOP, ROLLBACK_START
+
+    instance_id, ref = instance(local_aws, "Validating")
+    local_aws.set_tags(instance_id, {CUTOVER_STOP: "sent:req-9:operator"})
+    local_aws.ec2.stop_instances(InstanceIds=[instance_id])
+    assert local_aws.state_of(instance_id) == "stopped"
+    status_api.put(ref, Phase.ROLLED_BACK, reason="rolled back before commit (validation failed)")
+    asked = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    status_api.records[ref.migration_id].timeline = CutoverTimeline(
+        source_stopped_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC), restart_requested_at=asked
+    )
+
+    outcome = local_aws.invoke(status_sync, reference_event(SCHEDULED_SAMPLE))
+
+    assert instance_id in outcome["updated"], outcome
+    assert local_aws.state_of(instance_id) in ("pending", "running")
+    tags = local_aws.tags_of(instance_id)
+    assert tags[STATUS] == "RolledBack"
+    assert "validation failed" in tags[REASON]
+    assert tags[CUTOVER_STOP] == ""  # the cutover's stop mark cleared: a later cutover stops it again
+    assert tags[ROLLBACK_START] == "rollback-20261120T090000Z"
+
+    # Once per request: stopped again by hand, the next run leaves it stopped.
+    local_aws.ec2.stop_instances(InstanceIds=[instance_id])
+    again = local_aws.invoke(status_sync, reference_event(SCHEDULED_SAMPLE))
+    assert instance_id not in again["updated"]
+    assert local_aws.state_of(instance_id) == "stopped"

@@ -6,7 +6,7 @@ turns one call into the IAM requests AWS evaluates for it, with the resource ARN
 the Service Authorization Reference lists for that action:
 
 - EC2 (list_amazonec2.html): Describe* support no resource-level permissions ("*"); CreateTags and
-  StopInstances act on instance/ID, with aws:TagKeys and aws:RequestTag/K for the tags written and
+  StopInstances and StartInstances act on instance/ID, with aws:TagKeys and aws:RequestTag/K for the tags written and
   aws:ResourceTag/K (and ec2:ResourceTag/K) for the tags the instance already has.
 - DynamoDB (list_amazondynamodb.html): item calls act on table/NAME.
 - Secrets Manager (list_awssecretsmanager.html): GetSecretValue acts on the secret's ARN.
@@ -111,7 +111,7 @@ def authorizations(call: Call, account: Account) -> list[Request]:
                 context |= _tag_context(existing, "aws:ResourceTag") | _tag_context(existing, "ec2:ResourceTag")
                 requests.append(Request(action, account.arn("ec2", f"instance/{resource_id}"), context))
             return requests
-        if call.operation == "StopInstances":
+        if call.operation in ("StopInstances", "StartInstances"):
             return [
                 Request(
                     action,

@@ -348,7 +348,7 @@ def test_tag_keys_by_pattern_fail_the_iam_step(sam_copy: Path) -> None:
     old = (
         "                  ForAllValues:StringEquals:\n"
         '                    aws:TagKeys: ["aws2azure:status", "aws2azure:progress", "aws2azure:reason", '
-        '"aws2azure:updated-at", "aws2azure:agent"]\n'
+        '"aws2azure:updated-at", "aws2azure:agent", "aws2azure:cutover-stop", "aws2azure:rollback-start"]\n'
     )
     replace_once(
         sam_copy, old, '                  ForAllValues:StringLike:\n                    aws:TagKeys: ["aws2azure:*"]\n'

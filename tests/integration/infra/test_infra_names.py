@@ -319,7 +319,16 @@ def statements_with(sam: dict[str, Any], action: str) -> dict[str, list[dict[str
 TAG_KEYS_WRITTEN = {
     "IntakeRole": {tags.STATUS, tags.REASON, tags.UPDATED_AT, tags.AGENT},
     "CutoverRole": {tags.STATUS, tags.REASON, tags.UPDATED_AT, tags.CUTOVER_STOP},
-    "StatusSyncRole": {tags.STATUS, tags.PROGRESS, tags.REASON, tags.UPDATED_AT, tags.AGENT},
+    # A rollback clears the cutover's stop mark and remembers the restart it did (docs/ROLLBACK.md).
+    "StatusSyncRole": {
+        tags.STATUS,
+        tags.PROGRESS,
+        tags.REASON,
+        tags.UPDATED_AT,
+        tags.AGENT,
+        tags.CUTOVER_STOP,
+        tags.ROLLBACK_START,
+    },
 }
 
 

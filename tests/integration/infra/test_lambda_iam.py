@@ -454,6 +454,20 @@ def test_cutover_may_stop_only_an_instance_tagged_for_migration(world: World) ->
     assert declined.decision == "ImplicitDeny"
 
 
+def test_status_sync_may_start_only_an_instance_tagged_for_migration(world: World) -> None:
+    # A rollback before commit starts the source again (docs/ROLLBACK.md), scoped like cutover's StopInstances.
+    documents = world.principals["status_sync"].documents
+    arn = world.account.arn("ec2", "instance/i-0123456789abcdef0")
+
+    tagged = evaluate(documents, Request("ec2:StartInstances", arn, {f"aws:ResourceTag/{MIGRATE}": "yes"}))
+    untagged = evaluate(documents, Request("ec2:StartInstances", arn, {}))
+    stop = evaluate(documents, Request("ec2:StopInstances", arn, {f"aws:ResourceTag/{MIGRATE}": "yes"}))
+
+    assert tagged.allowed
+    assert untagged.decision == "ImplicitDeny"
+    assert stop.decision == "ImplicitDeny"
+
+
 def test_status_sync_may_not_read_the_queue_sas(world: World) -> None:
     # moto allows it (the action is in the role, moto does not compare resources); the exact policy does not.
     documents = world.principals["status_sync"].documents
