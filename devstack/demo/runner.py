@@ -100,6 +100,10 @@ def demo_stack_root(options: DemoOptions) -> tuple[Path, bool]:
     return (state_dir() / "runs" / run).resolve(), True
 
 
+# botocore's service-specific endpoint setting: only the Lambdas' Lambda client goes to the Invoke stand-in.
+LAMBDA_ENDPOINT_SETTING = "AWS_ENDPOINT_URL_LAMBDA"
+
+
 class AwsSide:
     """The Lambdas, invoked in-process with their real settings and a Lambda context.
 
@@ -165,6 +169,7 @@ class Demo:
         self.console.print("starting the local stack (Azurite, moto, ASR simulator, SSM stand-in, Functions host)...")
         settings = self.stack.up()
         succeeded = False
+        lambda_endpoint = os.environ.get(LAMBDA_ENDPOINT_SETTING)
         try:
             result = self._run(settings, started)
             succeeded = not result.unexpected
@@ -172,6 +177,12 @@ class Demo:
         finally:
             if self.lambdas is not None:
                 self.lambdas.stop()
+                # The stand-in is gone: a caller that goes on in this process (a test session) must not send its
+                # Lambda clients to it.
+                if lambda_endpoint is None:
+                    os.environ.pop(LAMBDA_ENDPOINT_SETTING, None)
+                else:
+                    os.environ[LAMBDA_ENDPOINT_SETTING] = lambda_endpoint
             if self.options.keep:
                 self.console.print(f"stack left running; settings in {self.stack.settings_path}")
             else:
@@ -191,7 +202,7 @@ class Demo:
         # Lambda's Invoke (asynchronous), which moto cannot run: only the Lambda client goes there.
         lambdas = self.lambdas = LambdaInvokeStandIn([INTAKE_FUNCTION, CUTOVER_FUNCTION], region=side.region,
                                                      account_id=side.account_id).start()  # fmt: skip
-        environment["AWS_ENDPOINT_URL_LAMBDA"] = lambdas.url
+        environment[LAMBDA_ENDPOINT_SETTING] = lambdas.url
         log_path = Path(settings.state_dir) / "logs" / "lambdas.log"
         aws = AwsSide(environment, log_path.open("a", encoding="utf-8"))
         self.console.print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import threading
@@ -17,7 +18,7 @@ from azure.data.tables import TableServiceClient
 from rich.console import Console
 
 from devstack.asr_sim.control import SimulatorControl
-from devstack.demo.runner import DemoOptions, DemoResult, run_demo
+from devstack.demo.runner import LAMBDA_ENDPOINT_SETTING, DemoOptions, DemoResult, run_demo
 from devstack.launcher import Stack
 from devstack.settings import REPO_ROOT, StackSettings
 from functions.adapters.table_store import TableStore
@@ -41,6 +42,7 @@ class DemoRun:
     result: DemoResult | None = None
     error: BaseException | None = None
     log: io.StringIO = field(default_factory=io.StringIO)
+    lambda_endpoint_before: str | None = field(default_factory=lambda: os.environ.get(LAMBDA_ENDPOINT_SETTING))
 
     def settings(self, timeout: float = 120) -> StackSettings:
         deadline = time.monotonic() + timeout
@@ -136,6 +138,8 @@ def test_the_status_page_shows_the_wave_moving(demo: DemoRun, tmp_path: Path) ->
 def test_the_demo_ends_as_expected_in_tables_tags_and_asr(demo: DemoRun) -> None:
     result = demo.wait()
     assert result.unexpected == [], result.unexpected
+    # The Lambda stand-in stopped with the demo: later code in this process must not be sent to it.
+    assert os.environ.get(LAMBDA_ENDPOINT_SETTING) == demo.lambda_endpoint_before
     assert result.summary["migrated"] == INSTANCES - NOT_READY - ROLLED_BACK
     assert result.summary["not_ready"] == NOT_READY
     assert result.summary["rolled_back"] == ROLLED_BACK
