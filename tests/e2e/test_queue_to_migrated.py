@@ -160,6 +160,9 @@ def test_a_failed_over_vm_that_fails_the_gate_is_rolled_back_not_committed(stack
     assert record.validation is not None
     assert record.validation.verdict == "failed"
     assert record.timeline.restart_requested_at is not None
+    # The RolledBack audit line is written in its own step after the phase: wait for it, do not race it.
+    wait_for(lambda: "RolledBack" in [e.kind for e in store.list_events(migration_id(instance))],
+             timeout=120, what="the RolledBack audit line")  # fmt: skip
     events = store.list_events(migration_id(instance))
     kinds = [e.kind for e in events]
     for expected in ("ValidationFailed", "RollbackStarted", "ProtectionDisabled", "FailedOverVmDeleted", "RolledBack"):
