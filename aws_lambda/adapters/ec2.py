@@ -155,40 +155,28 @@ class Ec2Gateway:
 
     def stop_many(self, instance_ids: Sequence[str]) -> dict[str, MigrationError]:
         """StopInstances in batches, returning without waiting; the instances EC2 refused, with why."""
-        refused: dict[str, MigrationError] = {}
-        for batch in _chunks(list(instance_ids), STOP_BATCH):
-            try:
-                self._client.stop_instances(InstanceIds=batch)
-                continue
-            except (ClientError, BotoCoreError) as exc:
-                if len(batch) == 1:
-                    refused[batch[0]] = translate(exc, f"stop {batch[0]}")
-                    continue
-            for instance_id in batch:  # one refused instance fails the whole call: find it
-                try:
-                    self._client.stop_instances(InstanceIds=[instance_id])
-                except (ClientError, BotoCoreError) as exc:
-                    refused[instance_id] = translate(exc, f"stop {instance_id}")
-        return refused
-
-    # SourceStarter (a rollback before commit starts the source again)
+        return self._in_batches(self._client.stop_instances, "stop", instance_ids)
 
     def start_many(self, instance_ids: Sequence[str]) -> dict[str, MigrationError]:
         """StartInstances in batches, returning without waiting; the instances EC2 refused, with why."""
+        return self._in_batches(self._client.start_instances, "start", instance_ids)
+
+    @staticmethod
+    def _in_batches(call: Callable[..., object], verb: str, instance_ids: Sequence[str]) -> dict[str, MigrationError]:
         refused: dict[str, MigrationError] = {}
         for batch in _chunks(list(instance_ids), STOP_BATCH):
             try:
-                self._client.start_instances(InstanceIds=batch)
+                call(InstanceIds=batch)
                 continue
             except (ClientError, BotoCoreError) as exc:
                 if len(batch) == 1:
-                    refused[batch[0]] = translate(exc, f"start {batch[0]}")
+                    refused[batch[0]] = translate(exc, f"{verb} {batch[0]}")
                     continue
             for instance_id in batch:  # one refused instance fails the whole call: find it
                 try:
-                    self._client.start_instances(InstanceIds=[instance_id])
+                    call(InstanceIds=[instance_id])
                 except (ClientError, BotoCoreError) as exc:
-                    refused[instance_id] = translate(exc, f"start {instance_id}")
+                    refused[instance_id] = translate(exc, f"{verb} {instance_id}")
         return refused
 
     def state(self, instance_id: str) -> str:
