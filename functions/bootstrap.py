@@ -143,7 +143,11 @@ def _build_sinks(settings: FunctionSettings) -> list[NotificationSink]:
     if settings.notify_webhook_url:
         sinks.append(WebhookSink(settings.notify_webhook_url, secret=settings.notify_webhook_secret))
     if settings.notify_event_grid_endpoint:
-        sinks.append(EventGridSink.with_managed_identity(settings.notify_event_grid_endpoint))
+        if settings.notify_event_grid_key:  # the topic's access key; without it, the managed identity (the default)
+            sinks.append(EventGridSink.with_access_key(settings.notify_event_grid_endpoint,
+                                                       settings.notify_event_grid_key))  # fmt: skip
+        else:
+            sinks.append(EventGridSink.with_managed_identity(settings.notify_event_grid_endpoint))
     return sinks
 
 

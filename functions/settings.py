@@ -91,6 +91,8 @@ class FunctionSettings(BaseModel):
     notify_webhook_url: str | None = Field(default=None, alias="NOTIFY_WEBHOOK_URL")
     notify_webhook_secret: str | None = Field(default=None, alias="NOTIFY_WEBHOOK_SECRET")
     notify_event_grid_endpoint: str | None = Field(default=None, alias="NOTIFY_EVENT_GRID_ENDPOINT")
+    # Optional: the topic's access key (in Azure a Key Vault reference); set, it is used instead of the identity.
+    notify_event_grid_key: str | None = Field(default=None, alias="NOTIFY_EVENT_GRID_KEY")
     # A notification not delivered this long after its phase change is dead-lettered (kept, marked, audited).
     notify_dead_letter_after_seconds: int = Field(default=24 * 3600, ge=60, alias="NOTIFY_DEAD_LETTER_AFTER_SECONDS")
     # Local only: "module:callable" making the virtual clock the local stack shares (migration/clock.py).
@@ -119,6 +121,8 @@ class FunctionSettings(BaseModel):
             if other:
                 parts.append("invalid app settings: " + "; ".join(other))
             raise RuntimeError("; ".join(parts)) from None
+        if settings.notify_event_grid_key and not settings.notify_event_grid_endpoint:
+            raise RuntimeError("app setting NOTIFY_EVENT_GRID_KEY is set but NOTIFY_EVENT_GRID_ENDPOINT is not")
         if not (settings.state_storage_connection_string or settings.state_table_service_uri):
             raise RuntimeError(
                 "missing app settings: STATE_STORAGE (connection string) or STATE_STORAGE__tableServiceUri"
