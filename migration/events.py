@@ -26,7 +26,15 @@ from pydantic import (
 
 from migration.errors import InvalidInput
 from migration.identity import InstanceRef
-from migration.tags import AZURE_VM_SIZE_PATTERN, DISK_TYPE_PATTERN, SUBNET_NAME_PATTERN, WAVE_PATTERN
+from migration.tags import (
+    AZURE_VM_SIZE_PATTERN,
+    DISK_TYPE_PATTERN,
+    HTTP_URL_MAX,
+    HTTP_URL_PATTERN,
+    MAX_TCP_CHECKS,
+    SUBNET_NAME_PATTERN,
+    WAVE_PATTERN,
+)
 
 MIGRATION_REQUESTED: Final = "io.aws2azure.migration.MigrationRequested.v1"
 FAILOVER_REQUESTED: Final = "io.aws2azure.migration.FailoverRequested.v1"
@@ -38,6 +46,20 @@ _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
 class _Data(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VmChecks(_Data):
+    """The operator's checks for the failed-over VM (aws2azure:check-tcp, aws2azure:check-http), run by the
+    validation gate through Run Command (docs/VALIDATION.md)."""
+
+    tcp_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(max_length=MAX_TCP_CHECKS)] = Field(
+        default_factory=list
+    )
+    http_url: Annotated[str, Field(pattern=HTTP_URL_PATTERN.pattern, max_length=HTTP_URL_MAX)] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.tcp_ports and self.http_url is None
 
 
 class MigrationRequestedData(_Data):
@@ -53,6 +75,9 @@ class MigrationRequestedData(_Data):
     target_disk_type: Annotated[str, Field(pattern=DISK_TYPE_PATTERN.pattern)] | None = None
     hybrid_benefit: bool | None = None
     disks_gib: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list)
+    # Optional (added within v1: absent in older messages, and left out of the JSON when None, so a request
+    # without checks is the same message as before).
+    checks: VmChecks | None = None
     # One tagging of the instance; a later re-tag is a new request, the same one delivered again is not.
     request_id: Annotated[str, Field(min_length=1, max_length=128)]
 

@@ -262,6 +262,9 @@ CLAIMED_BY_WAVE = "ClaimedByWave"
 # The validation gate's defaults (settings VALIDATION_BOUND_SECONDS / VALIDATION_RECHECK_SECONDS).
 VALIDATION_BOUND = timedelta(minutes=20)
 VALIDATION_RECHECK = timedelta(minutes=1)
+# The operator's checks (aws2azure:check-tcp / check-http, run through Run Command): a service may still be starting
+# when the VM agent is Ready, so a failed check fails the gate only after this many runs in a row found one failed.
+CHECK_FAILED_RUNS = 3
 # The failed-over VM's deletion is looked at this often, at most this many times, before the rollback fails.
 REMOVE_VM_RECHECK = timedelta(minutes=1)
 REMOVE_VM_MAX_LOOKS = 60

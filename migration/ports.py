@@ -172,6 +172,9 @@ class VmHealth(BaseModel):
     found: bool = True
     verdict: VmVerdict = "pending"
     findings: tuple[str, ...] = ()
+    # The operator's checks run in the VM (Run Command), one line each ("tcp 443: ok"), once a run has finished.
+    checks: tuple[str, ...] = ()
+    failed_runs: int = 0  # runs in a row that found a check failed
 
     @property
     def passed(self) -> bool:
@@ -180,8 +183,9 @@ class VmHealth(BaseModel):
     def summary(self) -> str:
         if not self.found:
             return f"VM {self.vm_id} not found"
-        return (f"VM {self.vm_id}: provisioning {self.provisioning_state or 'unknown'}, power "
-                f"{self.power_state or 'unknown'}, VM agent {self.agent_status or 'not reporting'}")  # fmt: skip
+        words = (f"VM {self.vm_id}: provisioning {self.provisioning_state or 'unknown'}, power "
+                 f"{self.power_state or 'unknown'}, VM agent {self.agent_status or 'not reporting'}")  # fmt: skip
+        return words + (f", checks: {'; '.join(self.checks)}" if self.checks else "")
 
     @classmethod
     def judge(cls, vm_id: str, *, provisioning_state: str | None, power_state: str | None,
@@ -226,6 +230,36 @@ class VmInspector(Protocol):
     def inspect(self, vm_id: str) -> VmHealth:
         """One look at the VM's instance view (virtualMachines/{vm}/instanceView). A VM that does not exist is
         ``VmHealth.not_found``; throttling and 5xx raise ThrottledError / TransientCloudError."""
+        ...
+
+
+class CheckRun(BaseModel):
+    """One Run Command of the gate's checks, as one look found it. ``running``: the long-running operation is in
+    flight (``token`` resumes it); ``done``: it finished and ``output`` is what the script printed (every status
+    message of RunCommandResult.value); ``not_run``: it finished without running the script (``error``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: Literal["running", "done", "not_run"]
+    token: str | None = None
+    output: str = ""
+    error: str = ""
+
+
+@runtime_checkable
+class VmCheckRunner(Protocol):
+    """Running the operator's checks in the failed-over VM (virtualMachines/{vm}/runCommand; azure-mgmt-compute).
+    Each call returns at once: the gate never waits for the script inside an activity."""
+
+    def start_checks(self, vm_id: str, command_id: str, script: Sequence[str]) -> CheckRun:
+        """Send one Run Command (``RunShellScript`` or ``RunPowerShellScript``) without waiting for it. Another run
+        in progress (409) raises PreconditionFailed; a VM that does not exist NotFound; throttling/5xx
+        ThrottledError / TransientCloudError."""
+        ...
+
+    def poll_checks(self, vm_id: str, token: str) -> CheckRun:
+        """One look at a run sent earlier (its continuation token); NotFound when the operation is no longer
+        known."""
         ...
 
 

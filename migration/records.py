@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
-from migration.events import MigrationRequestedData
+from migration.events import MigrationRequestedData, VmChecks
 from migration.identity import InstanceRef
 from migration.lifecycle import Phase, RollbackRequest
 
@@ -67,6 +67,13 @@ class ValidationResult(BaseModel):
     summary: str
     findings: list[str] = Field(default_factory=list)
     checked_at: AwareDatetime
+    # The operator's checks (aws2azure:check-tcp / check-http) run through Run Command: one result line per check
+    # of the latest finished run, and while a run is in flight the SDK's continuation token of its long-running
+    # operation, so the next look polls that run instead of sending a second one.
+    checks: list[str] = Field(default_factory=list)
+    run_command: str | None = None
+    # Runs in a row that found a check failed (the gate fails at lifecycle.CHECK_FAILED_RUNS).
+    failed_runs: int = 0
 
 
 class PhaseChange(BaseModel):
@@ -184,6 +191,11 @@ class MigrationRecord(BaseModel):
     @property
     def hybrid_benefit(self) -> bool | None:
         return self.request.hybrid_benefit
+
+    @property
+    def vm_checks(self) -> VmChecks | None:
+        checks = self.request.checks
+        return None if checks is None or checks.empty else checks
 
     @field_validator("timeline", mode="before")
     @classmethod

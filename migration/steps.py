@@ -12,10 +12,18 @@ from datetime import timedelta
 from typing import Any
 
 from migration.contracts import JobStarted, Registered, ReplicationSnapshot, VmRemoval
-from migration.errors import AwaitingDiscovery, InvalidTransition, NotFound, PermanentCloudError, PreconditionFailed
-from migration.events import MigrationRequestedData
+from migration.errors import (
+    AwaitingDiscovery,
+    InvalidTransition,
+    MigrationError,
+    NotFound,
+    PermanentCloudError,
+    PreconditionFailed,
+)
+from migration.events import MigrationRequestedData, VmChecks
 from migration.lifecycle import (
     BEFORE_FAILOVER_PHASES,
+    CHECK_FAILED_RUNS,
     CLAIMED_BY_WAVE,
     FAILOVER_STARTED_PHASES,
     Phase,
@@ -35,11 +43,13 @@ from migration.ports import (
     MigrationStore,
     ReplicationPlan,
     ReplicationState,
+    VmCheckRunner,
     VmHealth,
     VmInspector,
     VmRemover,
 )
 from migration.records import CutoverTimeline, MigrationEvent, MigrationRecord, ValidationResult
+from migration.vmchecks import read_results, script_for
 
 logger = logging.getLogger("aws2azure.steps")
 
@@ -377,8 +387,14 @@ class MigrationSteps:
         item = _require_item(record)
         vm_id = record.target_vm_id or self._target_vm_id(record, item)
         health = self.vms.inspect(vm_id)
+        token: str | None = None
+        checks = record.vm_checks
+        if checks is not None and health.passed:
+            health, token = self._run_checks(record, vm_id, health, checks)
         result = ValidationResult(vm_id=vm_id, verdict=health.verdict, summary=health.summary(),
-                                  findings=list(health.findings), checked_at=self.clock.now())  # fmt: skip
+                                  findings=list(health.findings), checked_at=self.clock.now(),
+                                  checks=list(health.checks), run_command=token,
+                                  failed_runs=health.failed_runs)  # fmt: skip
         reason = "" if health.passed else f"validating the failed-over VM: {'; '.join(health.findings)}"
         moved = self._move(migration_id, Phase.VALIDATING, reason=reason, target_vm_id=vm_id, validation=result)
         if audit and health.verdict != "pending":
@@ -386,6 +402,56 @@ class MigrationSteps:
             self._log(moved, kind, health.summary() + (f": {'; '.join(health.findings)}" if health.findings else ""),
                       vm_id=vm_id)  # fmt: skip
         return health
+
+    def _run_checks(
+        self, record: MigrationRecord, vm_id: str, health: VmHealth, checks: VmChecks
+    ) -> tuple[VmHealth, str | None]:
+        """The operator's checks, once the instance view passed: poll the Run Command in flight (its token on the
+        record) or send one, never waiting for it here. Returns the verdict with the checks and the token to keep
+        (None when no run is in flight). A run that could not run the script (another run command in progress,
+        throttled, an error) is pending: the gate looks again within its bound."""
+        previous = record.validation
+        if previous is not None and (previous.vm_id != vm_id or previous.verdict == "failed"):
+            previous = None  # another VM, or a new gate after a failed one (a retry): start afresh
+        token = previous.run_command if previous is not None else None
+        # Runs in a row that found a check failed: kept while the next run is sent and watched.
+        carried = previous.failed_runs if previous is not None else 0
+
+        def verdict(verdict: str, *findings: str, **more: Any) -> VmHealth:
+            update = {"verdict": verdict, "findings": findings, "failed_runs": carried, **more}
+            return health.model_copy(update=update)
+
+        if not isinstance(self.vms, VmCheckRunner):
+            why = "the instance has checks (aws2azure:check-tcp / check-http) but no Run Command runner is configured"
+            return verdict("failed", why), None
+        try:
+            if token:
+                run = self.vms.poll_checks(vm_id, token)
+            else:
+                script = script_for(checks, record.os_family)
+                run = self.vms.start_checks(vm_id, script.command_id, script.script)
+        except MigrationError as exc:
+            # 409 (another run command in progress), throttling, 5xx, the operation forgotten: not a verdict on
+            # the VM. The token is dropped, so the next look sends a new run once none is in progress.
+            return verdict("pending", f"the checks could not run yet: {exc}"), None
+        if run.state == "running":
+            return verdict("pending", "the checks are running in the VM (Run Command)"), run.token
+        if run.state == "not_run":
+            return verdict("pending", f"the checks could not run: {run.error}"), None
+        results = read_results(run.output, checks)
+        if results.failed:
+            # A service may still be starting when the agent is Ready: the run is repeated at the next look, and
+            # the gate fails after CHECK_FAILED_RUNS runs in a row that found a check failed (or at its bound).
+            runs = carried + 1
+            found = tuple(f"check {f}" for f in results.failed)
+            if runs >= CHECK_FAILED_RUNS:
+                return verdict("failed", *found, checks=results.lines, failed_runs=runs), None
+            again = f"run {runs} of {CHECK_FAILED_RUNS} found a check failed; running them again"
+            return verdict("pending", *found, again, checks=results.lines, failed_runs=runs), None
+        if results.missing:
+            missing = f"the checks printed no result for {', '.join(results.missing)}"
+            return verdict("pending", missing, checks=results.lines), None
+        return verdict("passed", checks=results.lines, failed_runs=0), None
 
     def _target_vm_id(self, record: MigrationRecord, item: str) -> str:
         state = self.asr.get_replication_state(item)

@@ -22,7 +22,12 @@ TEST_FAILOVER = PREFIX + "test-failover"
 # InMageRcm's diskType (the SDK's DiskAccountType values) and Azure Hybrid Benefit (licenseType WindowsServer).
 TARGET_DISK_TYPE = PREFIX + "target-disk-type"
 HYBRID_BENEFIT = PREFIX + "hybrid-benefit"
-REQUEST_TAGS = (MIGRATE, WAVE, CUTOVER_AT, TARGET_SIZE, TARGET_SUBNET, TEST_FAILOVER, TARGET_DISK_TYPE, HYBRID_BENEFIT)
+# Optional checks the validation gate runs in the failed-over VM through Run Command (docs/VALIDATION.md): TCP ports
+# on localhost ("443" or "443,22") and one HTTP(S) URL that must answer 2xx.
+CHECK_TCP = PREFIX + "check-tcp"
+CHECK_HTTP = PREFIX + "check-http"
+REQUEST_TAGS = (MIGRATE, WAVE, CUTOVER_AT, TARGET_SIZE, TARGET_SUBNET, TEST_FAILOVER, TARGET_DISK_TYPE, HYBRID_BENEFIT,
+                CHECK_TCP, CHECK_HTTP)  # fmt: skip
 DISK_TYPES = ("Standard_LRS", "Premium_LRS", "StandardSSD_LRS", "PremiumV2_LRS", "UltraSSD_LRS", "StandardSSD_ZRS",
               "Premium_ZRS")  # fmt: skip
 DISK_TYPE_PATTERN = re.compile("^(" + "|".join(DISK_TYPES) + ")$")
@@ -42,6 +47,11 @@ CUTOVER_STOP = PREFIX + "cutover-stop"
 # ("rollback-<restart_requested_at>"), so each rollback starts the source once.
 ROLLBACK_START = PREFIX + "rollback-start"
 
+MAX_TCP_CHECKS = 4
+HTTP_URL_MAX = 200
+# Scheme, host (name or IPv4), optional port, optional path and query of URL-safe characters: nothing a shell or
+# PowerShell would read specially inside single quotes (no quote, space, '$', '`', ';', '|').
+HTTP_URL_PATTERN = re.compile(r"^https?://[A-Za-z0-9.-]{1,100}(:[0-9]{1,5})?(/[A-Za-z0-9._~/%=&?+,:@-]*)?$")
 WAVE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 AZURE_VM_SIZE_PATTERN = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_-]{1,60}$")
 SUBNET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -70,6 +80,42 @@ def parse_utc_time(key: str, value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def parse_tcp_ports(value: str, problems: list[str]) -> tuple[int, ...]:
+    """aws2azure:check-tcp: "443" or "443,22" (1-65535, at most MAX_TCP_CHECKS, no repeats); "" is none."""
+    if not value.strip():
+        return ()
+    ports: list[int] = []
+    for part in value.split(","):
+        text = part.strip()
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            problems.append(f"{CHECK_TCP}={value!r}: {text!r} is not a TCP port (1-65535; e.g. 443 or 443,22)")
+            return ()
+        if int(text) not in ports:
+            ports.append(int(text))
+    if len(ports) > MAX_TCP_CHECKS:
+        problems.append(f"{CHECK_TCP}={value!r} names {len(ports)} ports; at most {MAX_TCP_CHECKS}")
+        return ()
+    return tuple(ports)
+
+
+def parse_http_url(value: str, problems: list[str]) -> str | None:
+    """aws2azure:check-http: one http:// or https:// URL (up to HTTP_URL_MAX characters) the VM itself GETs."""
+    text = value.strip()
+    if not text:
+        return None
+    if len(text) > HTTP_URL_MAX or not HTTP_URL_PATTERN.fullmatch(text):
+        problems.append(
+            f"{CHECK_HTTP}={value!r} is not an http(s) URL of up to {HTTP_URL_MAX} characters without spaces or "
+            "quotes (e.g. http://localhost:8080/health)"
+        )
+        return None
+    port = re.match(r"^https?://[^/:]+:([0-9]+)", text)
+    if port is not None and not 1 <= int(port[1]) <= 65535:
+        problems.append(f"{CHECK_HTTP}={value!r}: port {port[1]} is not 1-65535")
+        return None
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationTags:
     """What an instance's tags ask for."""
@@ -83,6 +129,8 @@ class MigrationTags:
     target_disk_type: str | None = None
     # None: the deployment's AZURE_HYBRID_BENEFIT decides.
     hybrid_benefit: bool | None = None
+    check_tcp: tuple[int, ...] = ()
+    check_http: str | None = None
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> MigrationTags:
@@ -120,6 +168,8 @@ class MigrationTags:
                 cutover_at = parse_utc_time(CUTOVER_AT, tags[CUTOVER_AT])
             except ValueError as exc:
                 problems.append(str(exc))
+        check_tcp = parse_tcp_ports(tags.get(CHECK_TCP, ""), problems)
+        check_http = parse_http_url(tags.get(CHECK_HTTP, ""), problems)
         parsed = cls(
             migrate=migrate,
             wave=checked(WAVE, WAVE_PATTERN, "wave name (letters, digits, '.', '_', '-'; up to 64)"),
@@ -131,6 +181,8 @@ class MigrationTags:
                 TARGET_DISK_TYPE, DISK_TYPE_PATTERN, "Azure disk type (" + ", ".join(DISK_TYPES) + ")"
             ),
             hybrid_benefit=hybrid_benefit,
+            check_tcp=check_tcp,
+            check_http=check_http,
         )
         if problems:
             raise InvalidInput("; ".join(problems), problems=problems)

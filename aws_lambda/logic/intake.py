@@ -42,7 +42,7 @@ from aws_lambda.ports import (
     TagWriter,
 )
 from migration.errors import InvalidInput, MigrationError, NotFound
-from migration.events import CancelRequestedData, MigrationRequestedData, new_event
+from migration.events import CancelRequestedData, MigrationRequestedData, VmChecks, new_event
 from migration.identity import InstanceRef
 from migration.lifecycle import FAILOVER_STARTED_PHASES, Phase, is_cancellable
 from migration.readiness import (
@@ -212,6 +212,9 @@ class Intake:
                 target_disk_type=wanted.target_disk_type,
                 hybrid_benefit=wanted.hybrid_benefit,
                 disks_gib=list(description.disks_gib),
+                checks=VmChecks(tcp_ports=list(wanted.check_tcp), http_url=wanted.check_http)
+                if wanted.check_tcp or wanted.check_http
+                else None,
                 request_id=request.request_id,
             ),
             component=COMPONENT,

@@ -10,12 +10,22 @@ with ``ProvisioningState/succeeded`` and ``PowerState/running``, ``vmAgent.statu
 ``DELETE .../virtualMachines/{vmName}`` (VirtualMachines_Delete: 200, 202 or 204 in the spec) removes the VM at
 once and answers 200 (no long-running operation to poll); its instance view is then 404. An unknown VM is ARM's 404
 ``ResourceNotFound``. Rollback uses it (docs/ROLLBACK.md).
+
+``POST .../virtualMachines/{vmName}/runCommand`` (VirtualMachines_RunCommand; the official example
+ComputeRP/stable/2024-07-01/examples/runCommandExamples/VirtualMachineRunCommand.json) answers 202 with ``Location``
+(``.../providers/Microsoft.Compute/locations/{location}/operations/{id}``, as the example's) and ``Retry-After``;
+that location answers 202 while the run lasts (``FaultRule.vm_check_seconds`` virtual seconds) and then 200 with
+``RunCommandResult`` (``value``: the example's StdOut and StdErr statuses). A body without a string ``commandId`` is
+400; a second run while one is in progress is 409 Conflict (Learn: only one script can run at a time). The
+simulator stands in for the guest too: it reads the checks from the script's first line
+(``# aws2azure-checks ...``, migration/vmchecks.py) and prints each one ``ok`` unless ``FaultRule.vm_check_fail``
+names it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +46,17 @@ VM_PATH = re.compile(
 )
 INSTANCE_VIEW = "VirtualMachines_InstanceView"
 DELETE = "VirtualMachines_Delete"
+RUN_COMMAND = "VirtualMachines_RunCommand"
+RUN_COMMAND_STATUS = "VirtualMachines_RunCommandStatus"
+OPERATION_PATH = re.compile(
+    r"^/subscriptions/(?P<subscription>[^/]+)/providers/Microsoft\.Compute/locations/(?P<location>[^/]+)"
+    r"/operations/(?P<operation>[^/]+)/?$",
+    re.IGNORECASE,
+)
+LOCATION = "westeurope"
+# The command ids the gate sends (Learn's lists of Linux and Windows action Run Commands name both).
+RUN_COMMAND_IDS = frozenset({"RunShellScript", "RunPowerShellScript"})
+CHECK_HEADER = "# aws2azure-checks"
 AGENT_VERSION = "2.7.41491.1102"
 _RG_ID = re.compile(r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)/?$", re.I)
 
@@ -49,10 +70,22 @@ class FailedOverVm:
     name: str
     machine_name: str
     created_at: datetime
+    runs: list[RunCommandRun] = field(default_factory=list)
 
     @property
     def key(self) -> str:
         return vm_key(self.subscription, self.resource_group, self.name)
+
+
+@dataclass
+class RunCommandRun:
+    """One run command in a VM: what it was sent and when it ends (on the virtual clock)."""
+
+    operation: str
+    command_id: str
+    script: list[str]
+    started_at: datetime
+    ends_at: datetime
 
 
 def vm_key(subscription: str, resource_group: str, name: str) -> str:
@@ -71,8 +104,33 @@ def vm_from_settings(settings: dict[str, Any], machine_name: str, at: datetime) 
 def route(method: str, path: str, api_version: str | None) -> tuple[str, dict[str, str]] | None:
     """(operation, params) for a Microsoft.Compute VM path, None if the path is not one; raises ARM's errors."""
     found = VM_PATH.match(path)
-    if found is None:
+    operation = OPERATION_PATH.match(path)
+    if found is None and operation is None:
         return None
+    _check_api_version(api_version)
+    if operation is not None:
+        if method != "GET":
+            raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
+        return RUN_COMMAND_STATUS, {"subscription": operation["subscription"], "operation": operation["operation"]}
+    assert found is not None
+    rest = (found["rest"] or "").rstrip("/")
+    params = {"subscription": found["subscription"], "resource_group": found["resource_group"], "vm": found["vm"]}
+    if not rest:
+        if method != "DELETE":
+            raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
+        return DELETE, params
+    if rest.lower() == "/runcommand":
+        if method != "POST":
+            raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
+        return RUN_COMMAND, params
+    if rest.lower() != "/instanceview":
+        raise ArmError(404, "InvalidResourceType", f"The resource path '{rest or '/'}' is not served by the simulator.")
+    if method != "GET":
+        raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
+    return INSTANCE_VIEW, params
+
+
+def _check_api_version(api_version: str | None) -> None:
     if not api_version:
         raise ArmError(
             400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required."
@@ -84,22 +142,22 @@ def route(method: str, path: str, api_version: str | None) -> tuple[str, dict[st
             f"No registered resource provider found for API version '{api_version}' for type 'virtualMachines'. "
             f"The supported api-versions are '{', '.join(sorted(COMPUTE_API_VERSIONS))}'.",
         )
-    rest = (found["rest"] or "").rstrip("/")
-    params = {"subscription": found["subscription"], "resource_group": found["resource_group"], "vm": found["vm"]}
-    if not rest:
-        if method != "DELETE":
-            raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
-        return DELETE, params
-    if rest.lower() != "/instanceview":
-        raise ArmError(404, "InvalidResourceType", f"The resource path '{rest or '/'}' is not served by the simulator.")
-    if method != "GET":
-        raise ArmError(405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
-    return INSTANCE_VIEW, params
 
 
 def machine_of(sim: Simulator, params: dict[str, str]) -> str | None:
+    if "vm" not in params:
+        found = _run_of(sim, params.get("operation", ""))
+        return found[0].machine_name if found is not None else None
     vm = sim.vms.get(vm_key(params["subscription"], params["resource_group"], params["vm"]))
     return vm.machine_name if vm is not None else None
+
+
+def _run_of(sim: Simulator, operation: str) -> tuple[FailedOverVm, RunCommandRun] | None:
+    for vm in sim.vms.values():
+        for run in vm.runs:
+            if run.operation == operation:
+                return vm, run
+    return None
 
 
 def _not_found(p: dict[str, str]) -> ArmError:
@@ -130,6 +188,84 @@ def delete(call: Call) -> Reply:
         raise _not_found(p)
     del call.sim.vms[key]
     return Reply(200, None)
+
+
+def run_command(call: Call) -> Reply:
+    """Start a run command (202 + Location), unless the body is wrong (400) or one is in progress (409)."""
+    from devstack.asr_sim.api import Reply
+
+    p = call.params
+    vm = call.sim.vms.get(vm_key(p["subscription"], p["resource_group"], p["vm"]))
+    if vm is None:
+        raise _not_found(p)
+    body = call.body if isinstance(call.body, dict) else {}
+    command_id = body.get("commandId")
+    if not isinstance(command_id, str) or not command_id:
+        raise ArmError(400, "InvalidParameter", "Required parameter 'commandId' is missing (null).")
+    if command_id not in RUN_COMMAND_IDS:
+        raise ArmError(400, "InvalidParameter", f"The command id '{command_id}' is not served by the simulator.")
+    script = body.get("script", [])
+    if not isinstance(script, list) or not all(isinstance(line, str) for line in script):
+        raise ArmError(400, "InvalidParameter", "The value of parameter 'script' is invalid: a list of strings.")
+    unknown = set(body) - {"commandId", "script", "parameters"}
+    if unknown:
+        raise ArmError(400, "InvalidRequestContent", f"The request content has unknown members {sorted(unknown)}.")
+    if any(call.now < run.ends_at for run in vm.runs):
+        raise ArmError(409, "Conflict",
+                       "Run command extension execution is in progress. Please wait for completion before invoking "
+                       "a run command.")  # fmt: skip
+    rule = call.sim.machine_rule(vm.machine_name)
+    seconds = rule.vm_check_seconds if rule is not None else 20
+    run = RunCommandRun(f"{vm.name}-runcommand-{len(vm.runs) + 1}", command_id, list(script), call.now,
+                        call.now + timedelta(seconds=seconds))  # fmt: skip
+    vm.runs.append(run)
+    return Reply(202, None, _run_headers(call, p["subscription"], run))
+
+
+def _run_headers(call: Call, subscription: str, run: RunCommandRun) -> dict[str, str]:
+    version = call.query.get("api-version", "2024-07-01")
+    return {
+        "Location": f"{call.base_url}/subscriptions/{subscription}/providers/Microsoft.Compute/locations/{LOCATION}"
+        f"/operations/{run.operation}?monitor=true&api-version={version}",
+        "Retry-After": str(call.sim.config.lro_retry_after_seconds),
+    }
+
+
+def run_command_status(call: Call) -> Reply:
+    """202 while the run lasts, then 200 with its RunCommandResult."""
+    from devstack.asr_sim.api import Reply
+
+    found = _run_of(call.sim, call.params["operation"])
+    if found is None:
+        raise ArmError(404, "NotFound", f"The operation '{call.params['operation']}' was not found.")
+    vm, run = found
+    if call.now < run.ends_at:
+        return Reply(202, None, _run_headers(call, call.params["subscription"], run))
+    rule = call.sim.machine_rule(vm.machine_name)
+    stdout = "\n".join(guest_output(run.script, rule.vm_check_fail if rule is not None else ()))
+    return Reply(200, {"value": [
+        {"code": "ComponentStatus/StdOut/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+         "message": stdout},
+        {"code": "ComponentStatus/StdErr/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+         "message": ""},
+    ]})  # fmt: skip
+
+
+def guest_output(script: list[str], failing: tuple[str, ...]) -> list[str]:
+    """What the gate's script prints in the simulated guest: every check it names ok, except the failing ones."""
+    if not script or not script[0].startswith(CHECK_HEADER):
+        return []
+    lines: list[str] = []
+    for word in script[0][len(CHECK_HEADER) :].split():
+        kind, _, value = word.partition("=")
+        targets = value.split(",") if kind == "tcp" else [value] if kind == "http" else []
+        for target in targets:
+            if target in failing:
+                detail = "not listening" if kind == "tcp" else "HTTP 503"
+                lines.append(f"aws2azure-check {kind} {target} fail {detail}")
+            else:
+                lines.append(f"aws2azure-check {kind} {target} ok " + ("listening" if kind == "tcp" else "HTTP 200"))
+    return lines
 
 
 def render_instance_view(vm: FailedOverVm, rule: FaultRule | None, now: datetime) -> dict[str, Any]:
@@ -171,4 +307,5 @@ def render_instance_view(vm: FailedOverVm, rule: FaultRule | None, now: datetime
     return body
 
 
-HANDLERS = {INSTANCE_VIEW: instance_view, DELETE: delete}
+HANDLERS = {INSTANCE_VIEW: instance_view, DELETE: delete, RUN_COMMAND: run_command,
+            RUN_COMMAND_STATUS: run_command_status}  # fmt: skip

@@ -91,6 +91,10 @@ class FaultRule(BaseModel):
     vm_power_state: Literal["starting", "running", "stopping", "stopped", "deallocating", "deallocated"] | None = None
     vm_provisioning_state: Literal["succeeded", "failed", "creating", "updating"] | None = None
     vm_agent_ready: bool = True
+    # Run Command in that VM (the validation gate's checks, docs/VALIDATION.md): the checks that fail (a TCP port
+    # "443" or the URL as the script names it), and how many virtual seconds a run takes (Learn: about 20 at least).
+    vm_check_fail: tuple[str, ...] = ()
+    vm_check_seconds: int = Field(default=20, ge=0)
 
 
 class JobEnd(BaseModel):

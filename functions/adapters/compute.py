@@ -10,20 +10,32 @@ Rollback before commit deletes the failed-over VM: ``virtual_machines.begin_dele
 ``DELETE .../providers/Microsoft.Compute/virtualMachines/{vmName}`` (VirtualMachines_Delete, answers 200/202/204, a
 long-running operation); sent once without waiting (``polling=False``), the VM is gone when its instance view is 404.
 Its disks and NICs are not deleted (docs/ROLLBACK.md).
+
+The operator's checks run through ``virtual_machines.begin_run_command(resource_group, vm_name, RunCommandInput)``
+= ``POST .../virtualMachines/{vmName}/runCommand`` (VirtualMachines_RunCommand: 200 with the result, or 202 with
+``Location``; a long-running operation). It is sent with a polling method that reads only the first answer
+(``_NoWait``) and its continuation token is kept; a later look resumes it with one that makes one status request
+and returns (``_OneLook``), so an activity never waits for the script and never sends a second run while one is in
+flight.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from azure.core.exceptions import HttpResponseError
+from azure.core.polling.base_polling import BadResponse, BadStatus, OperationFailed
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as compute
+from azure.mgmt.core.exceptions import ARMErrorFormat
+from azure.mgmt.core.polling.arm_polling import ARMPolling
 
 from functions.adapters.asr import SDK_RETRY_SETTINGS, translated_errors
 from migration.errors import InvalidInput, NotFound
-from migration.ports import VmHealth
+from migration.ports import CheckRun, VmHealth
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -71,6 +83,34 @@ def health_from(vm_id: str, view: compute.VirtualMachineInstanceView) -> VmHealt
     )
 
 
+class _NoWait(ARMPolling):
+    """ARM polling that only reads the first answer (200 with the result, or 202 with where to look): the run is
+    sent and the activity returns; the poller's continuation token (JSON: the first answer's status and headers)
+    is what the record keeps."""
+
+    def run(self) -> None:
+        return
+
+
+class _OneLook(ARMPolling):
+    """ARM polling that makes one status request (when not finished yet) and returns: the poller's thread ends at
+    once, so resuming a run command from its token is one GET, not a wait for the script."""
+
+    def run(self) -> None:
+        if self.finished():
+            return
+        try:
+            self.update_status()
+        except (BadStatus, BadResponse, OperationFailed) as exc:
+            response = self._pipeline_response.http_response
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat) from exc
+
+
+def output_of(result: compute.RunCommandResult) -> str:
+    """Everything the script printed: the message of every status (StdOut and StdErr in the official example)."""
+    return "\n".join(status.message or "" for status in result.value or [])
+
+
 class ComputeVmInspector:
     """VmInspector over azure-mgmt-compute: one client per subscription (the target VM's may not be the vault's)."""
 
@@ -116,6 +156,37 @@ class ComputeVmInspector:
         except NotFound:
             return True
         return False
+
+    def start_checks(self, vm_id: str, command_id: str, script: Sequence[str]) -> CheckRun:
+        subscription, resource_group, name = parse_vm_id(vm_id)
+        client = self._client(subscription)
+        parameters = compute.RunCommandInput(command_id=command_id, script=list(script))
+        with translated_errors(f"run the checks in VM {name}"):
+            poller = client.virtual_machines.begin_run_command(resource_group, name, parameters, polling=_NoWait(0))
+            poller.wait()
+            status = poller.status().lower()
+            if status == "succeeded":  # 200: finished at once, the answer is the result
+                return CheckRun(state="done", output=output_of(poller.result()))
+            token = poller.continuation_token()
+        if status in ("failed", "canceled"):
+            return CheckRun(state="not_run", error=f"the run command ended {status}")
+        return CheckRun(state="running", token=token)
+
+    def poll_checks(self, vm_id: str, token: str) -> CheckRun:
+        subscription, resource_group, name = parse_vm_id(vm_id)
+        client = self._client(subscription)
+        with translated_errors(f"read the checks' run in VM {name}"):
+            poller = client.virtual_machines.begin_run_command(
+                resource_group, name, compute.RunCommandInput(command_id=""), continuation_token=token,
+                polling=_OneLook(0),
+            )  # fmt: skip
+            poller.wait()
+            status = poller.status().lower()
+            if status == "succeeded":
+                return CheckRun(state="done", output=output_of(poller.result()))
+        if status in ("failed", "canceled"):
+            return CheckRun(state="not_run", error=f"the run command ended {status}")
+        return CheckRun(state="running", token=token)
 
     def close(self) -> None:
         with self._lock:

@@ -241,3 +241,49 @@ def test_the_http_api_on_the_local_host_says_what_is_wrong(stack: tuple[Stack, S
         page = client.get(f"{base}/status", headers=key)
         assert page.status_code == 200
         assert "i-0e2e0000000000001" in page.text
+
+
+def test_the_instance_s_checks_run_in_the_vm_before_the_commit(stack: tuple[Stack, StackSettings]) -> None:
+    """Issue 18: aws2azure:check-tcp / check-http reach the gate in the request: one Run Command in the VM, its
+    result read on a later look (no second run in flight), then the commit. A second machine whose port 443 does
+    not answer (the simulator's guest fault) is rolled back after CHECK_FAILED_RUNS runs, never committed."""
+    _, settings = stack
+    assert settings.asr is not None
+    assert settings.azurite is not None
+    sim = SimulatorControl.from_endpoint(settings.asr)
+    api, queue = api_of(settings), intake_queue(settings)
+    checks = {"tcp_ports": [443], "http_url": "http://localhost:8080/health"}
+    healthy, broken = "i-0e2e0000000000003", "i-0e2e0000000000004"
+    healthy_item = sim.seed_machine("10.20.0.13", "Linux", "Ubuntu 22.04 LTS", [64], friendly_name=healthy)
+    broken_item = sim.seed_machine("10.20.0.14", "Windows", "Windows Server 2022", [64], friendly_name=broken)
+    sim.vm_fault("10.20.0.14", check_fail=("443",))
+    for instance, ip, os_family in ((healthy, "10.20.0.13", "linux"), (broken, "10.20.0.14", "windows")):
+        request = {"private_ip": ip, "os_family": os_family, "request_id": f"r-{instance}", "checks": checks}
+        send_event(queue, "MigrationRequested", instance, request)
+    for instance in (healthy, broken):
+        wait_for(lambda i=instance: phase_of(api, i) == "AwaitingCutover", what="AwaitingCutover")  # type: ignore[misc]
+        send_event(queue, "FailoverRequested", instance, {"requested_by": "schedule", "source_stopped": True})
+    wait_for(lambda: phase_of(api, healthy) == "Migrated", timeout=120, what="Migrated")
+    wait_for(lambda: phase_of(api, broken) == "RolledBack", timeout=120, what="RolledBack")
+
+    store = TableStore(TableServiceClient.from_connection_string(settings.azurite.connection_string))
+    record = store.get(migration_id(healthy))
+    assert record.validation is not None
+    assert record.validation.checks == ["tcp 443: ok (listening)", "http http://localhost:8080/health: ok (HTTP 200)"]
+
+    def runs(item: str) -> list[int]:
+        return [r.status for r in sim.requests() if r.operation == "VirtualMachines_RunCommand" and r.machine == item]
+
+    assert runs(healthy_item) == [202]
+    stats = sim.stats()
+    assert stats.commits_started.get(healthy_item) == 1
+
+    failed = store.get(migration_id(broken))
+    assert "check tcp 443: FAILED (not listening)" in failed.reason
+    assert stats.commits_started.get(broken_item, 0) == 0
+    broken_runs = [
+        r for r in sim.requests() if r.operation == "VirtualMachines_RunCommand" and r.machine == broken_item
+    ]
+    assert [r.status for r in broken_runs] == [202, 202, 202], broken_runs
+    kinds = [e.kind for e in store.list_events(migration_id(broken))]
+    assert "ValidationFailed" in kinds
