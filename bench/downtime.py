@@ -201,7 +201,7 @@ def measure(count: int, path: CutoverPath, state_dir: Path, *, stop_min: float =
         timeout = 300 + count * 3.0
         late: list[float] = []
         if path == "schedule":
-            records = driver.run_to_the_end(timeout=timeout)
+            records = driver.run_to_the_end()
         else:
             records, late = play_wave(driver, stop_min, timeout)
         wall = time.monotonic() - began

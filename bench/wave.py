@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from devstack.asr_sim.control import SimulatorControl
@@ -25,6 +25,9 @@ DISKS_GIB = (256, 500)
 UPLOAD_MB_PER_S = 3.0
 CHURN_MB_PER_DAY = 1024.0
 FINAL = frozenset({"Migrated", "Failed", "Cancelled", "NotReady"})
+# How long a run may go on with nothing moving (wall seconds), and how far in virtual time it may go.
+STALL_SECONDS = 300.0
+VIRTUAL_LIMIT = timedelta(days=30)
 
 
 @dataclass
@@ -87,24 +90,46 @@ class WaveDriver:
     def records(self) -> dict[str, dict[str, object]]:
         return {str(r["migration_id"]): r for r in self.api.iter_migrations(wave=self.wave)}
 
-    def run_to_the_end(self, *, timeout: float, copies: int = 1,
-                       on_tick: Callable[[float], None] | None = None) -> dict[str, dict[str, object]]:  # fmt: skip
-        """Cut each instance over as soon as it awaits cutover; return the records when all are final."""
+    def run_to_the_end(
+        self,
+        *,
+        stall_seconds: float = STALL_SECONDS,
+        virtual_limit: timedelta = VIRTUAL_LIMIT,
+        copies: int = 1,
+        on_tick: Callable[[float], None] | None = None,
+    ) -> dict[str, dict[str, object]]:
+        """Cut each instance over as soon as it awaits cutover; return the records when all are final.
+
+        Also returns (with records not final, which the caller reports as stuck) when nothing moved for
+        ``stall_seconds`` of wall time (neither the virtual clock nor any record's phase or reason), or when
+        ``virtual_limit`` of virtual time has passed: the bounds follow progress, so a slower machine only takes
+        longer, it does not fail a run (a fixed wall-clock bound did, issue 17).
+        """
         started = time.monotonic()
+        began = self.clock.now()
         records: dict[str, dict[str, object]] = {}
-        while time.monotonic() - started < timeout:
+        last_seen: object = None
+        last_move = started
+        while True:
             try:
                 records = self.records()
             except Exception:  # the host may be down for a moment (crash scenarios): look again
-                time.sleep(1.0)
-                continue
-            for instance in self.instances:
-                record = records.get(self.migration_id(instance))
-                if record and record["phase"] == "AwaitingCutover" and instance not in self.cutover_sent:
-                    self.cut_over(instance, copies=copies)
-            if len(records) == self.count and all(r["phase"] in FINAL for r in records.values()):
+                records = records or {}
+            else:
+                for instance in self.instances:
+                    record = records.get(self.migration_id(instance))
+                    if record and record["phase"] == "AwaitingCutover" and instance not in self.cutover_sent:
+                        self.cut_over(instance, copies=copies)
+                if len(records) == self.count and all(r["phase"] in FINAL for r in records.values()):
+                    return records
+            now = self.clock.now()
+            seen = (now, sorted((key, str(r["phase"]), str(r.get("reason", ""))) for key, r in records.items()))
+            if seen != last_seen:
+                last_seen, last_move = seen, time.monotonic()
+            elif time.monotonic() - last_move > stall_seconds:
+                return records
+            if now - began > virtual_limit:
                 return records
             if on_tick is not None:
                 on_tick(time.monotonic() - started)
             time.sleep(1.0)
-        return records

@@ -81,7 +81,7 @@ def scenario_duplicates(count: int, root: Path) -> dict[str, Any]:
         driver = WaveDriver(settings, count)
         driver.seed()
         driver.request_all(copies=3)
-        records = driver.run_to_the_end(timeout=120 + count * 3.0, copies=3)
+        records = driver.run_to_the_end(copies=3)
         driver.request_all(copies=1)  # much later: the wave is done
         for instance in driver.instances:
             driver.cut_over(instance)
@@ -109,7 +109,7 @@ def scenario_hostile(count: int, root: Path) -> dict[str, Any]:
             seed=5,
         )  # fmt: skip
         driver.request_all()
-        records = driver.run_to_the_end(timeout=180 + count * 4.0)
+        records = driver.run_to_the_end()
         result = _outcome(driver, records)
         stalled_record = records.get(driver.migration_id(driver.instances[0]), {})
         result["stalled_reason"] = stalled_record.get("reason", "")
