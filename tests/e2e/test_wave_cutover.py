@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
@@ -117,3 +118,40 @@ def test_a_plan_whose_member_fails_its_gate_commits_only_the_healthy_members(
     assert "rolled back before commit" in record["migration"]["reason"]
     assert any(e["kind"] == "ValidationFailed" for e in record["events"])
     assert any(e["kind"] == "FailedOverVmDeleted" for e in record["events"])
+
+
+def test_a_plan_runs_each_member_s_checks_in_its_vm_then_commits_the_plan(stack: tuple[Stack, StackSettings]) -> None:
+    """Issue 18: the wave's gate (validate_plan) uses the same step per member, so aws2azure:check-tcp / check-http
+    run in each member's VM (one Run Command each, polled by later looks) before the plan is committed whole."""
+    _, settings = stack
+    assert settings.asr is not None
+    sim = SimulatorControl.from_endpoint(settings.asr)
+    api, queue = api_of(settings), intake_queue(settings)
+    wave = "wave-checks"
+    instances = [f"i-0ccc{n:013x}" for n in range(2)]
+    items = {}
+    checks = {"tcp_ports": [22], "http_url": "http://localhost/healthz"}
+    machines: list[tuple[str, Literal["Linux", "Windows"], str]] = [
+        ("linux", "Linux", "Ubuntu 22.04 LTS"), ("windows", "Windows", "Windows Server 2022")]  # fmt: skip
+    for n, (instance, (os_family, os_type, image)) in enumerate(zip(instances, machines, strict=True)):
+        ip = f"10.74.0.{n + 10}"
+        items[instance] = sim.seed_machine(ip, os_type, image, [32], friendly_name=instance)
+        send_event(queue, "MigrationRequested", instance,
+                   {"private_ip": ip, "os_family": os_family, "wave": wave, "request_id": f"r-checks-{n}",
+                    "checks": checks})  # fmt: skip
+    wait_for(functools.partial(_all_in, api, instances, {"AwaitingCutover"}), timeout=300, what="AwaitingCutover")
+
+    api.cut_over_wave(wave, source_stopped=True)
+    wait_for(functools.partial(_all_in, api, instances, {"Migrated"}), timeout=300, what="the members Migrated")
+
+    operations = [r.operation for r in sim.requests() if f"aws2azure-{wave}-" in r.path]
+    assert "ReplicationRecoveryPlans_FailoverCommit" in operations  # committed as a plan, not member by member
+    for instance in instances:
+        runs = [r.status for r in sim.requests()
+                if r.operation == "VirtualMachines_RunCommand" and r.machine == items[instance]]  # fmt: skip
+        assert runs == [202], (instance, runs)
+        record = api.get(migration_id(instance))["migration"]
+        assert record["validation"]["checks"] == [
+            "tcp 22: ok (listening)",
+            "http http://localhost/healthz: ok (HTTP 200)",
+        ]
