@@ -10,7 +10,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +28,29 @@ FINAL = frozenset({"Migrated", "Failed", "Cancelled", "NotReady"})
 # How long a run may go on with nothing moving (wall seconds), and how far in virtual time it may go.
 STALL_SECONDS = 300.0
 VIRTUAL_LIMIT = timedelta(days=30)
+
+
+class Progress:
+    """Whether a run still moves. A run's bound follows its progress, not the wall clock, so a slower machine only
+    takes longer (issue 17: fixed wall-clock bounds failed full runs that were still moving). It stops moving when
+    neither the virtual clock nor any record's phase or reason changed for ``stall_seconds`` of wall time, or when
+    ``virtual_limit`` of virtual time has passed since it began."""
+
+    def __init__(self, clock: FileClock, *, stall_seconds: float = STALL_SECONDS,
+                 virtual_limit: timedelta = VIRTUAL_LIMIT) -> None:  # fmt: skip
+        self.clock, self.stall_seconds, self.virtual_limit = clock, stall_seconds, virtual_limit
+        self.began = clock.now()
+        self._seen: object = None
+        self._last_change = time.monotonic()
+
+    def moving(self, records: Mapping[str, Mapping[str, object]]) -> bool:
+        now = self.clock.now()
+        seen = (now, sorted((key, str(r.get("phase")), str(r.get("reason", ""))) for key, r in records.items()))
+        if seen != self._seen:
+            self._seen, self._last_change = seen, time.monotonic()
+        elif time.monotonic() - self._last_change > self.stall_seconds:
+            return False
+        return now - self.began <= self.virtual_limit
 
 
 @dataclass
@@ -90,31 +113,18 @@ class WaveDriver:
     def records(self) -> dict[str, dict[str, object]]:
         return {str(r["migration_id"]): r for r in self.api.iter_migrations(wave=self.wave)}
 
-    def run_to_the_end(
-        self,
-        *,
-        stall_seconds: float = STALL_SECONDS,
-        virtual_limit: timedelta = VIRTUAL_LIMIT,
-        copies: int = 1,
-        on_tick: Callable[[float], None] | None = None,
-    ) -> dict[str, dict[str, object]]:
-        """Cut each instance over as soon as it awaits cutover; return the records when all are final.
-
-        Also returns (with records not final, which the caller reports as stuck) when nothing moved for
-        ``stall_seconds`` of wall time (neither the virtual clock nor any record's phase or reason), or when
-        ``virtual_limit`` of virtual time has passed: the bounds follow progress, so a slower machine only takes
-        longer, it does not fail a run (a fixed wall-clock bound did, issue 17).
-        """
+    def run_to_the_end(self, *, copies: int = 1,
+                       on_tick: Callable[[float], None] | None = None) -> dict[str, dict[str, object]]:  # fmt: skip
+        """Cut each instance over as soon as it awaits cutover; return the records when all are final, or when the
+        run stops moving (``Progress``; the caller reports records not final as stuck)."""
         started = time.monotonic()
-        began = self.clock.now()
+        progress = Progress(self.clock)
         records: dict[str, dict[str, object]] = {}
-        last_seen: object = None
-        last_move = started
         while True:
             try:
                 records = self.records()
             except Exception:  # the host may be down for a moment (crash scenarios): look again
-                records = records or {}
+                pass
             else:
                 for instance in self.instances:
                     record = records.get(self.migration_id(instance))
@@ -122,13 +132,7 @@ class WaveDriver:
                         self.cut_over(instance, copies=copies)
                 if len(records) == self.count and all(r["phase"] in FINAL for r in records.values()):
                     return records
-            now = self.clock.now()
-            seen = (now, sorted((key, str(r["phase"]), str(r.get("reason", ""))) for key, r in records.items()))
-            if seen != last_seen:
-                last_seen, last_move = seen, time.monotonic()
-            elif time.monotonic() - last_move > stall_seconds:
-                return records
-            if now - began > virtual_limit:
+            if not progress.moving(records):
                 return records
             if on_tick is not None:
                 on_tick(time.monotonic() - started)
