@@ -38,6 +38,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from devstack.webhook_receiver import ReceiverClient
+
 PREFERRED_PORT = 8091
 PUBLISH_PATH = "/api/events"
 API_VERSIONS = frozenset({"2018-01-01"})
@@ -218,32 +220,12 @@ class EventGridTopic:
         self.server.server_close()
 
 
-class TopicClient:
-    """Talks to a running topic's control API."""
+class TopicClient(ReceiverClient):
+    """Talks to a running topic's control API, the same as the webhook receiver's; only the base URL differs."""
 
     def __init__(self, endpoint: str) -> None:
         split = urllib.parse.urlsplit(endpoint)
         self.base = f"{split.scheme}://{split.netloc}"
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, Any] = json.loads(response.read() or b"{}")
-            return answer
-
-    def events(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/_control/events")["events"])
-
-    def refused(self) -> int:
-        return int(self._call("GET", "/_control/events")["refused"])
-
-    def set_down(self, down: bool) -> None:
-        self._call("POST", "/_control/down", {"down": down})
-
-    def reset(self) -> None:
-        self._call("POST", "/_control/reset", {})
 
 
 def main(argv: list[str] | None = None) -> None:
